@@ -1,0 +1,278 @@
+"""``analyze_trajectory``: every MD-derived descriptor of the paper from one trajectory.
+
+Pipeline (one pass over chunks of atoms, float64 only for the chunk in hand):
+
+1. positions are unwrapped across periodic boundaries (fractional jumps > 1/2 removed), so wrapped
+   and already-unwrapped input give the same result;
+2. the centre-of-mass drift of the non-diffusive framework (mass weighted) is removed from every atom
+   (the drift of all atoms when the structure holds only the mobile species);
+3. mobile ions -> MSD over all time origins (FFT) -> D by the paper's Einstein fit (eqs 3-4);
+4. every atom -> velocity spectrum (given velocities, or central differences of the unwrapped
+   positions) -> g(E) for all / diffusive / non-diffusive ions -> vibrational descriptors;
+5. non-diffusive ions -> Lindemann ratio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import InputError
+from ._common import A2_PER_FS_TO_CM2_PER_S, atomic_masses, default_mobile, iter_chunks
+from .diffusion import MIN_FRAMES_FOR_FIT, einstein_fit, fit_window_lags, msd_sum_fft
+from .vibrational import dos_descriptors, normalise_dos, vdos_energies_meV, velocity_power_sum
+
+#: Below this highest resolved energy (h / 2 dt) the VDOS misses optical modes: warn.
+MIN_NYQUIST_MEV = 100.0
+
+#: Number of consecutive blocks used for the uncertainty of D.
+DEFAULT_BLOCKS = 5
+
+Progress = Callable[[float, str], None]
+
+
+def unwrap(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Unwrap cartesian positions (n_frames, n_atoms, 3) across periodic boundaries; returns float64.
+
+    A displacement between consecutive frames larger than half a lattice vector is taken as a jump
+    through the boundary. Already-unwrapped input is returned unchanged (to rounding).
+    """
+    frac = np.asarray(positions, dtype=float) @ np.linalg.inv(cell)
+    step = np.diff(frac, axis=0)
+    step -= np.rint(step)
+    out = np.empty_like(frac)
+    out[0] = frac[0]
+    np.cumsum(step, axis=0, out=out[1:])
+    out[1:] += frac[0]
+    return out @ cell
+
+
+def nearest_neighbour_distances(points: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Distance from each point to its nearest other point or periodic image (Å), over 27 images."""
+    shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], float) @ cell
+    out = np.empty(len(points))
+    for rows in iter_chunks(np.arange(len(points)), 64):
+        d = points[None, :, None, :] + shifts[None, None, :, :] - points[rows, None, None, :]
+        r = np.sqrt(np.einsum('ijkl,ijkl->ijk', d, d))
+        r[r < 1e-8] = np.inf  # the point itself
+        out[rows] = r.reshape(len(rows), -1).min(axis=1)
+    return out
+
+
+def _validate(positions, cell, symbols, timestep_fs, temperature_K, velocities):
+    pos = np.asarray(positions) if not isinstance(positions, np.ndarray) else positions
+    if pos.ndim != 3 or pos.shape[2] != 3:
+        raise InputError(f'positions must have shape (n_frames, n_atoms, 3), got {pos.shape}')
+    n_frames, n_atoms, _ = pos.shape
+    cell = np.asarray(cell, dtype=float)
+    if cell.shape != (3, 3) or not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-6:
+        raise InputError('cell must be a finite 3x3 matrix of lattice vectors (rows, Å) with non-zero volume')
+    symbols = [str(s) for s in symbols]
+    if len(symbols) != n_atoms:
+        raise InputError(f'{len(symbols)} symbols for {n_atoms} atoms')
+    if not (np.isfinite(timestep_fs) and timestep_fs > 0):
+        raise InputError(f'timestep must be > 0 fs, got {timestep_fs}')
+    if not (np.isfinite(temperature_K) and temperature_K > 0):
+        raise InputError(f'temperature must be > 0 K, got {temperature_K}')
+    if n_frames < MIN_FRAMES_FOR_FIT:
+        raise InputError(f'too few frames to fit D: {n_frames} (need at least {MIN_FRAMES_FOR_FIT})')
+    if not np.isfinite(np.sum(pos, dtype=np.float64)):
+        bad = int(np.argmax(~np.isfinite(pos).all(axis=(1, 2))))
+        raise InputError(f'positions contain NaN or infinite values (first at frame {bad + 1})')
+    vel = None
+    if velocities is not None:
+        vel = np.asarray(velocities) if not isinstance(velocities, np.ndarray) else velocities
+        if vel.shape != pos.shape:
+            raise InputError(f'velocities must have the shape of positions {pos.shape}, got {vel.shape}')
+        if not np.isfinite(np.sum(vel, dtype=np.float64)):
+            raise InputError('velocities contain NaN or infinite values')
+    return pos, cell, symbols, vel
+
+
+def analyze_trajectory(
+    positions: np.ndarray,
+    cell: np.ndarray,
+    symbols: Sequence[str],
+    timestep_fs: float,
+    temperature_K: float,
+    mobile: str | None = None,
+    velocities: np.ndarray | None = None,
+    *,
+    fit_window_ps: tuple[float, float] | None = None,
+    n_blocks: int = DEFAULT_BLOCKS,
+    vdos_weighting: str = 'mass',
+    return_arrays: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Diffusion, vibrational and Lindemann descriptors of an NVT trajectory.
+
+    :param positions: (n_frames, n_atoms, 3) cartesian positions in Å, wrapped or unwrapped. Any float
+        dtype; float32 (or a read-only memmap) keeps memory low, nothing is copied whole.
+    :param cell: (3, 3) lattice vectors as rows, Å (fixed cell: the paper's NVT runs).
+    :param symbols: chemical symbol of each atom.
+    :param timestep_fs: time between consecutive *frames* (MD step x frames skipped), fs.
+    :param temperature_K: temperature of the run, used for the thermodynamic functions.
+    :param mobile: the diffusive species; default: the first of Li, Na, Ag, Cu, Cl, I, Br, F, O present.
+    :param velocities: (n_frames, n_atoms, 3) Å/fs; default: central differences of the unwrapped
+        positions (one-sided at the ends), which resolve energies up to h/(2 dt).
+    :param fit_window_ps: lag-time window of the Einstein fit; default the paper's
+        tau_max/2 <= tau <= tau_max with tau_max = half the run.
+    :param n_blocks: D uncertainty: the run is cut into this many consecutive blocks and D is fitted in
+        each with the same window expressed as a *fraction* of the block. ``D_stderr_cm2_s`` is the
+        standard deviation of the block values, std(D_b, ddof=1), **not** divided by sqrt(n_blocks):
+        for a fit at lag tau = f*T the relative variance of the MSD is ~2f/(3 N_ion) whatever the run
+        length T, so every block's D carries the error of the full-run D (checked on synthetic
+        Brownian runs: the spread of D over independent runs matches this error). Blocks shorter than
+        the minimum fit length reduce the count; fewer than 2 blocks give NaN.
+    :param vdos_weighting: ``'mass'`` (default; each atom weighted by its mass so every atom carries
+        3 modes) or ``'none'`` (eq 5 literally).
+    :param return_arrays: also return ``arrays`` with MSD(tau) and g(E) of each group, for plots.
+    :param progress: optional callback ``progress(fraction, message)``.
+
+    Lindemann ratio: sqrt(<|u|^2>) / d_nn, with u the displacement of each non-diffusive ion from its
+    time-averaged (drift-corrected) position, averaged over those ions and all frames, and d_nn the
+    mean nearest-neighbour distance between non-diffusive ions in their time-averaged positions
+    (periodic images included). NaN when every atom is mobile.
+    """
+    pos, cell, symbols, vel = _validate(positions, cell, symbols, timestep_fs, temperature_K, velocities)
+    if vdos_weighting not in ('mass', 'none'):
+        raise InputError(f"vdos_weighting must be 'mass' or 'none', got {vdos_weighting!r}")
+    masses = atomic_masses(symbols)
+    mobile = default_mobile(symbols) if mobile is None else mobile
+    sym_arr = np.array(symbols)
+    is_mobile = sym_arr == mobile
+    if not is_mobile.any():
+        raise InputError(
+            f'mobile species {mobile!r} not in the trajectory (species: {", ".join(sorted(set(symbols)))})'
+        )
+    mobile_idx = np.flatnonzero(is_mobile)
+    frame_idx = np.flatnonzero(~is_mobile)
+    n_frames = pos.shape[0]
+    dt = float(timestep_fs)
+    report = progress or (lambda fraction, message: None)
+
+    # Pass 1: centre-of-mass drift of the framework (of everything if there is no framework).
+    ref_idx = frame_idx if len(frame_idx) else mobile_idx
+    com = np.zeros((n_frames, 3))
+    for chunk in iter_chunks(ref_idx):
+        com += np.einsum('tad,a->td', unwrap(pos[:, chunk], cell), masses[chunk])
+    com /= masses[ref_idx].sum()
+    drift = com - com[0]
+
+    def prepared(chunk: np.ndarray) -> np.ndarray:
+        return unwrap(pos[:, chunk], cell) - drift[:, None, :]
+
+    # Fit windows: full run and blocks (same window as a fraction of the length).
+    window_fs = None if fit_window_ps is None else (fit_window_ps[0] * 1000.0, fit_window_ps[1] * 1000.0)
+    first, last = fit_window_lags(n_frames, dt, window_fs)
+    n_blocks = max(0, int(n_blocks))
+    while n_blocks >= 2 and n_frames // n_blocks < MIN_FRAMES_FOR_FIT:
+        n_blocks -= 1
+    block_len = n_frames // n_blocks if n_blocks >= 2 else 0
+    scale = block_len / n_frames if block_len else 0.0
+    b_first = max(1, round(first * scale))
+    b_last = max(b_first + 2, round(last * scale))
+    b_last = min(b_last, block_len - 1) if block_len else 0
+    block_ok = block_len and b_last - b_first >= 2
+
+    msd_sum = np.zeros(last + 1)
+    block_sums = np.zeros((n_blocks, b_last + 1)) if block_ok else None
+    energies = vdos_energies_meV(n_frames, dt)
+    power = {'diffusive': np.zeros_like(energies), 'non_diffusive': np.zeros_like(energies)}
+    u2_sum = 0.0
+    mean_framework = np.empty((len(frame_idx), 3))
+    weights = masses if vdos_weighting == 'mass' else np.ones_like(masses)
+
+    total = len(mobile_idx) + len(frame_idx)
+    done = 0
+    for group, indices in (('diffusive', mobile_idx), ('non_diffusive', frame_idx)):
+        offset = 0
+        for chunk in iter_chunks(indices):
+            x = prepared(chunk)
+            if group == 'diffusive':
+                msd_sum += msd_sum_fft(x, last)
+                if block_ok:
+                    for b in range(n_blocks):
+                        block_sums[b] += msd_sum_fft(x[b * block_len : (b + 1) * block_len], b_last)
+            else:
+                mean = x.mean(axis=0)
+                mean_framework[offset : offset + len(chunk)] = mean
+                u2_sum += float(np.sum((x - mean) ** 2)) / n_frames
+                offset += len(chunk)
+            v = np.asarray(vel[:, chunk], dtype=float) if vel is not None else np.gradient(x, dt, axis=0)
+            power[group] += velocity_power_sum(v, weights[chunk])
+            done += len(chunk)
+            report(done / total, f'{done}/{total} atoms')
+
+    n_mob = len(mobile_idx)
+    msd = msd_sum / n_mob
+    fit = einstein_fit(msd, dt, first, last)
+    if block_ok:
+        d_blocks = np.array([einstein_fit(s / n_mob, dt, b_first, b_last).D_A2_fs for s in block_sums])
+        d_err = float(np.std(d_blocks, ddof=1)) * A2_PER_FS_TO_CM2_PER_S
+    else:
+        d_err = float('nan')
+
+    groups = {'all': power['diffusive'] + power['non_diffusive'], **power}
+    counts = {'all': total, 'diffusive': n_mob, 'non_diffusive': len(frame_idx)}
+    vibrational: dict[str, Any] = {}
+    dos_arrays: dict[str, np.ndarray] = {}
+    for name, p in groups.items():
+        if counts[name] == 0:
+            vibrational[name] = None
+            continue
+        try:
+            g = normalise_dos(energies, p)
+        except ValueError:
+            raise InputError(
+                f'the {name.replace("_", "-")} ions do not move: no vibrational spectrum'
+            ) from None
+        dos_arrays[name] = g
+        vibrational[name] = dos_descriptors(energies, g, temperature_K)
+
+    if len(frame_idx):
+        d_nn = float(np.mean(nearest_neighbour_distances(mean_framework, cell)))
+        lindemann = float(np.sqrt(u2_sum / len(frame_idx)) / d_nn)
+    else:
+        lindemann = float('nan')
+
+    warnings: list[str] = []
+    nyquist_meV = float(energies[-1])
+    if nyquist_meV < MIN_NYQUIST_MEV:
+        warnings.append(
+            f'frames are {dt:g} fs apart, so the VDOS is resolved only up to {nyquist_meV:.3g} meV '
+            f'(< {MIN_NYQUIST_MEV:g} meV): the vibrational descriptors are unreliable; store frames more often'
+        )
+    if block_ok and not np.isnan(d_err) and fit.D_A2_fs <= 2.0 * d_err / A2_PER_FS_TO_CM2_PER_S:
+        warnings.append(
+            'D is not resolved from zero (D < 2 sigma): the mobile ions may not diffuse in this run'
+        )
+
+    result: dict[str, Any] = {
+        'diffusion': {
+            'D_cm2_s': fit.D_cm2_s,
+            'D_stderr_cm2_s': d_err,
+            'fit_window_ps': [fit.window_fs[0] / 1000.0, fit.window_fs[1] / 1000.0],
+            'n_mobile': int(n_mob),
+            'n_blocks': int(n_blocks) if block_ok else 0,
+            'msd_at_window_end_A2': float(msd[last]),
+        },
+        'vibrational': vibrational,
+        'lindemann_ratio': lindemann,
+        'mobile_species': mobile,
+        'temperature_K': float(temperature_K),
+        'n_frames': int(n_frames),
+        'n_atoms': int(total),
+        'timestep_fs': dt,
+        'warnings': warnings,
+    }
+    if return_arrays:
+        result['arrays'] = {
+            'msd_time_ps': np.arange(last + 1) * dt / 1000.0,
+            'msd_A2': msd,
+            'vdos_energy_meV': energies,
+            **{f'vdos_{name}': g for name, g in dos_arrays.items()},
+        }
+    return result

@@ -1,0 +1,1 @@
+"""Calcfunctions and CalcJobs that wrap :mod:`aiida_superionic.analysis` (provenance layer, issue 3)."""

@@ -1,0 +1,1 @@
+"""Engines behind one contract: ``mlip`` (ASE + universal potential) and ``vasp`` (aiida-vasp)."""

@@ -1,0 +1,192 @@
+"""Trajectory readers: XDATCAR (streaming), vasprun.xml (streaming), ``.npz`` and anything ``ase.io`` reads."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+
+from ..exceptions import InputError, TrajectoryFormatError
+from .trajectory import Trajectory
+from .xdatcar import read_xdatcar
+
+Progress = Callable[[float, str], None]
+
+FORMATS = ('xdatcar', 'vasprun', 'npz', 'ase')
+
+
+def guess_format(path: Path) -> str:
+    """Format from the file name: ``*XDATCAR*``, ``*.xml[.gz]`` (vasprun), ``*.npz``; else ``ase``."""
+    name = path.name.lower()
+    if 'xdatcar' in name:
+        return 'xdatcar'
+    if name.endswith(('.xml', '.xml.gz')):
+        return 'vasprun'
+    if name.endswith('.npz'):
+        return 'npz'
+    return 'ase'
+
+
+def read_trajectory(
+    path: str | Path,
+    format: str | None = None,
+    *,
+    stride: int = 1,
+    allow_truncated: bool = False,
+    progress: Progress | None = None,
+) -> Trajectory:
+    """Read a trajectory file; ``format`` is one of :data:`FORMATS` (guessed from the name by default).
+
+    Every failure is an :class:`~aiida_superionic.exceptions.InputError` with a one-line message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f'no such trajectory file: {path}')
+    fmt = format or guess_format(path)
+    if fmt not in FORMATS:
+        raise InputError(f'unknown trajectory format {fmt!r}; choose one of {", ".join(FORMATS)}')
+    if stride < 1:
+        raise InputError(f'stride must be >= 1, got {stride}')
+    if fmt == 'xdatcar':
+        traj = read_xdatcar(path, stride=stride, allow_truncated=allow_truncated, progress=progress)
+    elif fmt == 'vasprun':
+        traj = read_vasprun(path, stride=stride, progress=progress)
+    elif fmt == 'npz':
+        traj = read_npz(path, stride=stride)
+    else:
+        traj = read_ase(path, stride=stride)
+    if not np.isfinite(np.sum(traj.positions, dtype=np.float64)):
+        bad = int(np.argmax(~np.isfinite(traj.positions).all(axis=(1, 2))))
+        raise TrajectoryFormatError(f'{path.name}: NaN or infinite position in frame {bad + 1}')
+    return traj
+
+
+def read_npz(path: str | Path, *, stride: int = 1) -> Trajectory:
+    """``.npz`` with ``positions`` (n_frames, n_atoms, 3) Å, ``cell`` (3, 3) Å, ``symbols`` (n_atoms,)
+    and optional ``velocities`` (Å/fs); other arrays (e.g. ``timestep_fs``, ``temperature_K``) go to
+    ``metadata``."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise TrajectoryFormatError(f'{path.name}: not a readable .npz file ({exc})') from None
+    with data:
+        missing = [k for k in ('positions', 'cell', 'symbols') if k not in data.files]
+        if missing:
+            raise TrajectoryFormatError(f'{path.name}: .npz lacks {", ".join(missing)}')
+        positions = np.asarray(data['positions'][::stride], dtype=np.float32)
+        velocities = (
+            np.asarray(data['velocities'][::stride], dtype=np.float32) if 'velocities' in data.files else None
+        )
+        cell = np.asarray(data['cell'], dtype=float)
+        symbols = [str(s) for s in data['symbols']]
+        extra = {
+            k: data[k].tolist() for k in data.files if k not in ('positions', 'velocities', 'cell', 'symbols')
+        }
+    if positions.ndim != 3 or positions.shape[1:] != (len(symbols), 3):
+        raise TrajectoryFormatError(
+            f'{path.name}: positions {positions.shape} do not match {len(symbols)} symbols as (n_frames, n_atoms, 3)'
+        )
+    if cell.shape != (3, 3):
+        raise TrajectoryFormatError(f'{path.name}: cell must be 3x3, got {cell.shape}')
+    meta = {'source': str(path), 'format': 'npz', 'stride': stride, **extra}
+    return Trajectory(positions=positions, cell=cell, symbols=symbols, velocities=velocities, metadata=meta)
+
+
+def _vector_rows(varray: ElementTree.Element) -> np.ndarray:
+    return np.array([[float(x) for x in v.text.split()] for v in varray.iter('v')])
+
+
+def read_vasprun(path: str | Path, *, stride: int = 1, progress: Progress | None = None) -> Trajectory:
+    """Positions and lattice of every ionic step of a vasprun.xml, parsed incrementally.
+
+    Each ``<calculation>`` element is cleared once read, so a multi-GB vasprun.xml never sits in memory
+    as a tree. ``metadata`` carries POTIM (fs), NBLOCK and TEBEG when the file states them.
+    """
+    path = Path(path)
+    with open(path, 'rb') as probe:
+        opener = gzip.open if probe.read(2) == b'\x1f\x8b' else open
+    size = path.stat().st_size
+    symbols: list[str] = []
+    params: dict[str, float] = {}
+    frames: list[np.ndarray] = []
+    cells: list[np.ndarray] = []
+    step = 0
+    try:
+        with opener(path, 'rb') as handle:
+            for _, elem in ElementTree.iterparse(handle, events=('end',)):
+                if elem.tag == 'i' and elem.get('name') in ('POTIM', 'NBLOCK', 'TEBEG') and elem.text:
+                    params.setdefault(elem.get('name'), float(elem.text.split()[0]))
+                elif elem.tag == 'array' and elem.get('name') == 'atoms':
+                    symbols = [rc.find('c').text.strip() for rc in elem.iter('rc')]
+                    elem.clear()
+                elif elem.tag == 'calculation':
+                    structure = elem.find('structure')
+                    if structure is not None:
+                        if step % stride == 0:
+                            basis = _vector_rows(structure.find("crystal/varray[@name='basis']"))
+                            frac = _vector_rows(structure.find("varray[@name='positions']"))
+                            cells.append(basis)
+                            frames.append((frac @ basis).astype(np.float32))
+                        step += 1
+                    elem.clear()
+                    if progress is not None and step % 100 == 0:
+                        progress(min(1.0, handle.tell() / size) if opener is open else 0.0, f'{step} frames')
+    except ElementTree.ParseError as exc:
+        if not frames:
+            raise TrajectoryFormatError(f'{path.name}: not a readable vasprun.xml ({exc})') from None
+        raise TrajectoryFormatError(
+            f'{path.name}: vasprun.xml broken after {step} ionic steps ({exc}); a killed run? '
+            'read its XDATCAR instead'
+        ) from None
+    if not frames or not symbols:
+        raise TrajectoryFormatError(f'{path.name}: vasprun.xml without ionic steps')
+    if any(not np.allclose(c, cells[0], atol=1e-6) for c in cells):
+        raise TrajectoryFormatError(
+            f'{path.name}: the cell changes between steps; only fixed-cell NVT runs are supported'
+        )
+    meta = {'source': str(path), 'format': 'vasprun', 'stride': stride, 'frames_in_file': step}
+    meta.update({'potim_fs': params['POTIM']} if 'POTIM' in params else {})
+    meta.update({'nblock': int(params['NBLOCK'])} if 'NBLOCK' in params else {})
+    meta.update({'tebeg_K': params['TEBEG']} if 'TEBEG' in params else {})
+    return Trajectory(positions=np.stack(frames), cell=cells[0], symbols=symbols, metadata=meta)
+
+
+def read_ase(path: str | Path, *, stride: int = 1) -> Trajectory:
+    """Any format ``ase.io`` reads (extxyz, ASE .traj, LAMMPS dump, ...). Velocities are kept when the
+    frames carry momenta (converted from ASE units to Å/fs)."""
+    import ase.io
+    from ase import units
+
+    path = Path(path)
+    try:
+        images = ase.io.read(path, index=f'::{stride}')
+    except Exception as exc:  # ase raises many types for unreadable files
+        raise TrajectoryFormatError(
+            f'{path.name}: ase.io cannot read it ({type(exc).__name__}: {exc})'
+        ) from None
+    if not isinstance(images, list):
+        images = [images]
+    if not images:
+        raise TrajectoryFormatError(f'{path.name}: no frames')
+    first = images[0]
+    symbols = first.get_chemical_symbols()
+    cell = np.array(first.cell[:])
+    if abs(np.linalg.det(cell)) < 1e-6:
+        raise TrajectoryFormatError(f'{path.name}: frames have no periodic cell')
+    for k, atoms in enumerate(images):
+        if atoms.get_chemical_symbols() != symbols:
+            raise TrajectoryFormatError(f'{path.name}: frame {k + 1} has different atoms than frame 1')
+        if not np.allclose(atoms.cell[:], cell, atol=1e-6):
+            raise TrajectoryFormatError(
+                f'{path.name}: the cell changes at frame {k + 1}; only NVT runs are supported'
+            )
+    positions = np.stack([a.get_positions() for a in images]).astype(np.float32)
+    velocities = None
+    if all(a.has('momenta') for a in images):
+        velocities = (np.stack([a.get_velocities() for a in images]) * units.fs).astype(np.float32)
+    meta = {'source': str(path), 'format': 'ase', 'stride': stride}
+    return Trajectory(positions=positions, cell=cell, symbols=symbols, velocities=velocities, metadata=meta)

@@ -1,0 +1,161 @@
+"""VDOS and vibrational descriptors against analytic models and pymatgen's PhononDos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import constants as sc
+from scipy import integrate
+
+from aiida_superionic.analysis import analyze_trajectory, dos_descriptors, normalise_dos
+from aiida_superionic.analysis._common import H_MEV_FS, KB_MEV
+from aiida_superionic.exceptions import InputError
+from tests.synthetic import brownian, oscillators
+
+MEV_TO_THZ = 1e-3 * sc.e / sc.h / 1e12
+
+
+def _grid(e_max=100.0, n=20001):
+    return np.linspace(0.0, e_max, n)
+
+
+def _einstein_dos(e, e0, width=0.05):
+    g = np.exp(-0.5 * ((e - e0) / width) ** 2)
+    return normalise_dos(e, g)
+
+
+def test_normalisation_is_three_modes_per_atom():
+    e = _grid()
+    g = normalise_dos(e, e**2 * (e < 40))
+    assert np.sum(g[1:]) * (e[1] - e[0]) == pytest.approx(3.0)
+
+
+def test_einstein_solid_matches_analytic_formulas():
+    e0, temperature = 25.0, 300.0
+    e = _grid()
+    got = dos_descriptors(e, _einstein_dos(e, e0), temperature)
+    x = e0 / (KB_MEV * temperature)
+    n = 1 / np.expm1(x)
+    assert got['mean_frequency_meV'] == pytest.approx(e0, rel=1e-4)
+    assert got['mean_frequency_30meV'] == pytest.approx(e0, rel=1e-4)
+    assert got['E_vib_meV_atom'] == pytest.approx(3 * e0 * (0.5 + n), rel=1e-4)
+    assert got['C_v_kB_atom'] == pytest.approx(3 * x * x * np.exp(x) / np.expm1(x) ** 2, rel=1e-4)
+    # F is a small difference of large terms here: compare on the scale of E_vib
+    assert got['F_vib_meV_atom'] == pytest.approx(
+        3 * KB_MEV * temperature * np.log(2 * np.sinh(x / 2)), abs=5e-3
+    )
+    assert got['S_vib_kB_atom'] == pytest.approx(
+        3 * ((x / 2) / np.tanh(x / 2) - np.log(2 * np.sinh(x / 2))), rel=1e-4
+    )
+    # F = E - T S
+    assert got['F_vib_meV_atom'] == pytest.approx(
+        got['E_vib_meV_atom'] - temperature * KB_MEV * got['S_vib_kB_atom'], rel=1e-6
+    )
+
+
+def test_cutoff_30meV_only_sees_low_modes():
+    e = _grid()
+    g = normalise_dos(e, np.exp(-0.5 * ((e - 10) / 0.2) ** 2) + np.exp(-0.5 * ((e - 60) / 0.2) ** 2))
+    got = dos_descriptors(e, g, 300.0)
+    assert got['mean_frequency_meV'] == pytest.approx(35.0, rel=1e-3)
+    assert got['mean_frequency_30meV'] == pytest.approx(10.0, rel=1e-3)
+
+
+def test_classical_limit_heat_capacity_is_3kB():
+    e = _grid()
+    got = dos_descriptors(e, _einstein_dos(e, 30.0, width=3.0), 1e5)
+    assert got['C_v_kB_atom'] == pytest.approx(3.0, abs=1e-3)
+
+
+def test_debye_spectrum_gives_its_debye_temperature_and_heat_capacity():
+    theta = 400.0
+    e_d = KB_MEV * theta
+    e = _grid(60.0, 60001)
+    g = normalise_dos(e, np.where(e <= e_d, e * e, 0.0))
+    temperature = 150.0
+    got = dos_descriptors(e, g, temperature)
+    assert got['debye_temperature_K'] == pytest.approx(theta, rel=1e-3)
+    debye_integral = integrate.quad(lambda y: y**4 * np.exp(y) / np.expm1(y) ** 2, 0, theta / temperature)[0]
+    assert got['C_v_kB_atom'] == pytest.approx(9 * (temperature / theta) ** 3 * debye_integral, rel=1e-3)
+
+
+def test_thermodynamics_match_pymatgen_phonon_dos():
+    """pymatgen's PhononDos (THz, J/mol-c) on the same DOS; one 'cell' = one atom here."""
+    from pymatgen.phonon.dos import PhononDos
+
+    e = _grid(80.0, 8001)
+    g = normalise_dos(e, e**2 * np.exp(-e / 12.0) + 0.5 * np.exp(-0.5 * ((e - 45) / 3) ** 2))
+    freqs_thz = e * MEV_TO_THZ
+    dens = g / MEV_TO_THZ  # states per THz
+    dos = PhononDos(freqs_thz, dens)
+    temperature = 450.0
+    ours = dos_descriptors(e, g, temperature)
+    r = sc.R
+    mev_per_mol = sc.e * 1e-3 * sc.Avogadro
+    assert ours['C_v_kB_atom'] == pytest.approx(dos.cv(temperature) / r, rel=2e-3)
+    assert ours['S_vib_kB_atom'] == pytest.approx(dos.entropy(temperature) / r, rel=2e-3)
+    assert ours['E_vib_meV_atom'] == pytest.approx(dos.internal_energy(temperature) / mev_per_mol, rel=2e-3)
+    assert ours['F_vib_meV_atom'] == pytest.approx(
+        dos.helmholtz_free_energy(temperature) / mev_per_mol, rel=2e-3
+    )
+
+
+def test_vdos_of_harmonic_framework_peaks_at_its_frequency(rng):
+    """Framework atoms oscillating at 20 meV: <ω> of the non-diffusive VDOS is 20 meV."""
+    dt, n_frames, box = 1.0, 4000, 10.0
+    sites = rng.uniform(0, box, size=(24, 3))
+    frame = oscillators(rng, n_frames, sites, 20.0, 0.08, dt)
+    mobile = brownian(rng, n_frames, 8, 1e-4, dt, box)
+    positions = np.concatenate([mobile, frame], axis=1) % box
+    result = analyze_trajectory(positions, np.eye(3) * box, ['Na'] * 8 + ['Cl'] * 24, dt, 300.0)
+    nd = result['vibrational']['non_diffusive']
+    assert nd['mean_frequency_meV'] == pytest.approx(20.0, rel=0.02)
+    assert nd['mean_frequency_30meV'] == pytest.approx(20.0, rel=0.02)
+    x = 20.0 / (KB_MEV * 300.0)
+    assert nd['C_v_kB_atom'] == pytest.approx(3 * x * x * np.exp(x) / np.expm1(x) ** 2, rel=0.01)
+    assert result['mobile_species'] == 'Na'
+    assert result['warnings'] == []
+
+
+def test_given_velocities_are_used_and_agree_with_finite_differences(rng):
+    dt, n_frames, box = 0.5, 4000, 10.0
+    sites = rng.uniform(0, box, size=(12, 3))
+    energy = 30.0
+    f = energy / H_MEV_FS
+    t = np.arange(n_frames)[:, None, None] * dt
+    phase = rng.uniform(0, 2 * np.pi, size=(1, 12, 3))
+    positions = sites[None] + 0.05 * np.sin(2 * np.pi * f * t + phase)
+    velocities = 0.05 * 2 * np.pi * f * np.cos(2 * np.pi * f * t + phase)
+    symbols = ['Li'] * 4 + ['O'] * 8
+    a = analyze_trajectory(positions, np.eye(3) * box, symbols, dt, 300.0, velocities=velocities)
+    b = analyze_trajectory(positions, np.eye(3) * box, symbols, dt, 300.0)
+    for group in ('all', 'diffusive', 'non_diffusive'):
+        assert a['vibrational'][group]['mean_frequency_meV'] == pytest.approx(energy, rel=0.01)
+        assert b['vibrational'][group]['mean_frequency_meV'] == pytest.approx(energy, rel=0.02)
+
+
+def test_mass_weighting_gives_each_atom_three_modes(rng):
+    """Two species in equipartition at different frequencies: mass weighting counts atoms equally."""
+    dt, n_frames, box = 1.0, 4000, 12.0
+    light = oscillators(rng, n_frames, rng.uniform(0, box, (10, 3)), 50.0, 0.1, dt)  # Li, 6.94 amu
+    # equipartition: m ω² A² equal -> A_heavy = A_light * sqrt(m_l/m_h) * ω_l/ω_h
+    amp = 0.1 * np.sqrt(6.94 / 127.6) * 50.0 / 10.0
+    heavy = oscillators(rng, n_frames, rng.uniform(0, box, (30, 3)), 10.0, amp, dt)  # I
+    positions = np.concatenate([light, heavy], axis=1)
+    symbols = ['Li'] * 10 + ['I'] * 30
+    weighted = analyze_trajectory(positions, np.eye(3) * box, symbols, dt, 300.0)
+    assert weighted['vibrational']['all']['mean_frequency_meV'] == pytest.approx(
+        (10 * 50 + 30 * 10) / 40, rel=0.03
+    )
+    plain = analyze_trajectory(positions, np.eye(3) * box, symbols, dt, 300.0, vdos_weighting='none')
+    assert plain['vibrational']['all']['mean_frequency_meV'] > 25.0  # light atoms dominate eq 5 unweighted
+
+
+def test_static_framework_is_a_clear_error(rng):
+    box = 10.0
+    mobile = brownian(rng, 200, 4, 1e-4, 1.0, box)
+    frame = np.repeat(rng.uniform(0, box, (1, 4, 3)), 200, axis=0)
+    with pytest.raises(InputError, match='do not move'):
+        analyze_trajectory(
+            np.concatenate([mobile, frame], axis=1), np.eye(3) * box, ['Li'] * 4 + ['O'] * 4, 1.0, 300
+        )

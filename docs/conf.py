@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 
 import aiida_superionic
 
@@ -38,20 +37,3 @@ templates_path: list[str] = []
 html_theme = 'alabaster'
 html_title = f'aiida-superionic {release}'
 html_static_path: list[str] = []
-
-
-# The package docstrings write norms in plain text (``|r|^2``, ``sqrt(<|u|^2>)``, ``max|C|``), which
-# reST reads as the start of a substitution reference. Escape every ``|`` outside ``inline literals``
-# so that such docstrings render as written and the build stays warning-free under ``-W``.
-_LITERAL = re.compile(r'(``.+?``)')
-
-
-def _escape_bars(app, what, name, obj, options, lines):
-    for i, line in enumerate(lines):
-        if '|' in line:
-            parts = _LITERAL.split(line)
-            lines[i] = ''.join(p if p.startswith('``') else p.replace('|', r'\|') for p in parts)
-
-
-def setup(app):
-    app.connect('autodoc-process-docstring', _escape_bars)

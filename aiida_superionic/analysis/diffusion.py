@@ -25,7 +25,7 @@ def msd_sum_fft(x: np.ndarray, max_lag: int) -> np.ndarray:
 
     ``x`` has shape (n_frames, n_atoms, 3). The algorithm is the FFT one of Calandrini et al.
     (nMOLDYN): MSD(m) = S1(m) - 2 S2(m), with S2 the position autocorrelation computed by FFT
-    (zero-padded to avoid circular wrap) and S1 from cumulative sums of |r|^2. Cost O(N log N).
+    (zero-padded to avoid circular wrap) and S1 from cumulative sums of ``|r|^2``. Cost O(N log N).
     """
     n = x.shape[0]
     lags = np.arange(max_lag + 1)

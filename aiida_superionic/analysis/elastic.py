@@ -21,7 +21,7 @@ Conventions (stated once, used everywhere):
   with rho the mass density of the structure in kg/m^3 (pymatgen's ``long_v``/``trans_v``, which take
   the tensor in GPa and return SI units). Velocity ratio v_r = v_l/v_t. Average (Debye/Anderson) velocity
   <v> = [(1/3)(2/v_t^3 + 1/v_l^3)]^(-1/3).
-* Validation: the matrix must be finite and symmetric within ``symmetry_tol`` (relative to max|C|); it
+* Validation: the matrix must be finite and symmetric within ``symmetry_tol`` (relative to ``max|C|``); it
   is then symmetrised as (C + C^T)/2. A matrix with any eigenvalue <= 0 is not positive definite (the
   generalised Born stability criterion fails) and raises :class:`MechanicalInstabilityError`.
 """
@@ -37,7 +37,7 @@ from ..exceptions import InputError, MechanicalInstabilityError
 #: Voigt index of each (i, j) pair of Cartesian indices.
 _VOIGT = ((0, 5, 4), (5, 1, 3), (4, 3, 2))
 
-#: Default relative tolerance on the asymmetry of the Voigt matrix: max|C - C^T| <= tol * max|C|.
+#: Default relative tolerance on the asymmetry of the Voigt matrix: ``max|C - C^T| <= tol * max|C|``.
 SYMMETRY_TOL = 1e-2
 
 #: kg/m^3 per g/cm^3.
@@ -63,7 +63,7 @@ def _as_structure(structure: Any):
 def full_to_voigt(c_ijkl: np.ndarray, symmetry_tol: float = SYMMETRY_TOL) -> np.ndarray:
     """Map a 3x3x3x3 stiffness tensor C_ijkl onto the 6x6 Voigt matrix C_IJ (same units).
 
-    The minor symmetries C_ijkl = C_jikl = C_ijlk must hold within ``symmetry_tol`` * max|C|, else
+    The minor symmetries C_ijkl = C_jikl = C_ijlk must hold within ``symmetry_tol`` * ``max|C|``, else
     :class:`InputError`.
     """
     c = np.asarray(c_ijkl, dtype=float)
@@ -97,7 +97,7 @@ def validate_voigt(c_voigt_GPa: Any, symmetry_tol: float = SYMMETRY_TOL) -> np.n
     """Return the validated, symmetrised 6x6 Voigt stiffness matrix in GPa.
 
     Accepts a 6x6 Voigt matrix or a 3x3x3x3 tensor. Raises :class:`InputError` (wrong shape, NaN/inf,
-    asymmetry above ``symmetry_tol`` * max|C|) and :class:`MechanicalInstabilityError` (an eigenvalue of
+    asymmetry above ``symmetry_tol`` * ``max|C|``) and :class:`MechanicalInstabilityError` (an eigenvalue of
     the symmetrised matrix <= 0, i.e. the Born stability criteria fail).
     """
     try:
@@ -157,7 +157,7 @@ def elastic_descriptors(
     :param C_voigt_GPa: 6x6 Voigt stiffness matrix (or 3x3x3x3 tensor) in GPa.
     :param structure: pymatgen ``Structure`` (or ASE ``Atoms``) the tensor belongs to; only its mass
         density rho (kg/m^3) is used, for the sound velocities.
-    :param symmetry_tol: relative tolerance on max|C - C^T| / max|C|.
+    :param symmetry_tol: relative tolerance on ``max|C - C^T| / max|C|``.
     :returns: a dict of floats (K and G are the VRH averages, all moduli in GPa, velocities in m/s):
 
         * ``lame_lambda_GPa``: first Lamé parameter lambda = K - 2G/3

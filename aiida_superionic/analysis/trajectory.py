@@ -112,11 +112,13 @@ def analyze_trajectory(
         dtype; float32 (or a read-only memmap) keeps memory low, nothing is copied whole.
     :param cell: (3, 3) lattice vectors as rows, Å (fixed cell: the paper's NVT runs).
     :param symbols: chemical symbol of each atom.
-    :param timestep_fs: time between consecutive *frames* (MD step x frames skipped), fs.
+    :param timestep_fs: time between consecutive *frames* (MD step x MD steps between stored frames
+        x any further stride), fs.
     :param temperature_K: temperature of the run, used for the thermodynamic functions.
     :param mobile: the diffusive species; default: the first of Li, Na, Ag, Cu, Cl, I, Br, F, O present.
-    :param velocities: (n_frames, n_atoms, 3) Å/fs; default: central differences of the unwrapped
-        positions (one-sided at the ends), which resolve energies up to h/(2 dt).
+    :param velocities: (n_frames, n_atoms, 3) Å/fs, used as given (no drift correction); default:
+        central differences of the unwrapped, drift-corrected positions (one-sided at the ends), which
+        resolve energies up to h/(2 dt).
     :param fit_window_ps: lag-time window of the Einstein fit; default the paper's
         tau_max/2 <= tau <= tau_max with tau_max = half the run.
     :param n_blocks: D uncertainty: the run is cut into this many consecutive blocks and D is fitted in
@@ -131,7 +133,7 @@ def analyze_trajectory(
     :param return_arrays: also return ``arrays`` with MSD(tau) and g(E) of each group, for plots.
     :param progress: optional callback ``progress(fraction, message)``.
 
-    Lindemann ratio: sqrt(<|u|^2>) / d_nn, with u the displacement of each non-diffusive ion from its
+    Lindemann ratio: ``sqrt(<|u|^2>) / d_nn``, with u the displacement of each non-diffusive ion from its
     time-averaged (drift-corrected) position, averaged over those ions and all frames, and d_nn the
     mean nearest-neighbour distance between non-diffusive ions in their time-averaged positions
     (periodic images included). NaN when every atom is mobile.

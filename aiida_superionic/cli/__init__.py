@@ -1,6 +1,12 @@
 """Command line interface: ``aiida-superionic``."""
 
-from . import cmd_analyze  # noqa: F401  (registers the command)
-from .root import cmd_root
+import warnings
+
+# Importing aiida's command-line groups creates an empty configuration folder on a machine that never
+# ran AiiDA, with a warning; commands like `analyze` need no AiiDA set-up, so keep their output clean.
+warnings.filterwarnings('ignore', message='Creating AiiDA configuration folder')
+
+from . import cmd_analyze  # noqa: E402, F401  (registers the command)
+from .root import cmd_root  # noqa: E402
 
 __all__ = ['cmd_root']

@@ -17,8 +17,9 @@ class Trajectory:
     :ivar cell: (3, 3) lattice vectors as rows, Å.
     :ivar symbols: chemical symbol of each atom.
     :ivar velocities: (n_frames, n_atoms, 3) Å/fs, float32, or None when the file has none.
-    :ivar metadata: what the file says about itself (``source``, ``format``, ``frames_read``,
-        ``stride``, and e.g. ``potim_fs`` from a vasprun.xml).
+    :ivar metadata: what the file says about itself: ``source``, ``format``, ``stride``, and where the
+        reader knows them ``frames_in_file`` (XDATCAR, vasprun.xml) and ``potim_fs``/``nblock``/``tebeg_K``
+        (vasprun.xml); extra arrays of an ``.npz``.
     """
 
     positions: np.ndarray

@@ -79,6 +79,15 @@ def read_xdatcar(
     path = Path(path)
     if stride < 1:
         raise TrajectoryFormatError(f'stride must be >= 1, got {stride}')
+    try:
+        return _read(path, stride, allow_truncated, progress)
+    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+        raise TrajectoryFormatError(
+            f'{path.name}: cannot read the file ({type(exc).__name__}: {exc})'
+        ) from None
+
+
+def _read(path: Path, stride: int, allow_truncated: bool, progress: Progress | None) -> Trajectory:
     size = path.stat().st_size
     raw, stream = _open(path)
     try:
@@ -119,8 +128,10 @@ def read_xdatcar(
                 frame += 1
             del pending[: n_full * block]
             if selected:
-                text = b''.join(selected)
-                values = np.array(text.split(), dtype=np.float64) if text else np.empty(0)
+                try:
+                    values = np.array(b'\n'.join(selected).split(), dtype=np.float64)
+                except ValueError:
+                    values = np.empty(0)
                 if values.size != len(selected) * n * 3:
                     raise TrajectoryFormatError(
                         f'{path.name}: malformed coordinates between frames {frame - len(selected) * stride + 1} '

@@ -27,6 +27,9 @@ from .vibrational import dos_descriptors, normalise_dos, vdos_energies_meV, velo
 #: Below this highest resolved energy (h / 2 dt) the VDOS misses optical modes: warn.
 MIN_NYQUIST_MEV = 100.0
 
+#: What :func:`analyze_trajectory` can compute.
+PARTS = ('diffusion', 'vibrational', 'lindemann')
+
 #: Number of consecutive blocks used for the uncertainty of D.
 DEFAULT_BLOCKS = 5
 
@@ -104,6 +107,7 @@ def analyze_trajectory(
     n_blocks: int = DEFAULT_BLOCKS,
     vdos_weighting: str = 'mass',
     return_arrays: bool = False,
+    compute: Sequence[str] = PARTS,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Diffusion, vibrational and Lindemann descriptors of an NVT trajectory.
@@ -131,6 +135,9 @@ def analyze_trajectory(
     :param vdos_weighting: ``'mass'`` (default; each atom weighted by its mass so every atom carries
         3 modes) or ``'none'`` (eq 5 literally).
     :param return_arrays: also return ``arrays`` with MSD(tau) and g(E) of each group, for plots.
+    :param compute: which of ``'diffusion'``, ``'vibrational'``, ``'lindemann'`` to compute (default:
+        all); the result holds only those keys (plus the run's metadata), and work for the others is
+        skipped.
     :param progress: optional callback ``progress(fraction, message)``.
 
     Lindemann ratio: ``sqrt(<|u|^2>) / d_nn``, with u the displacement of each non-diffusive ion from its
@@ -139,6 +146,9 @@ def analyze_trajectory(
     (periodic images included). NaN when every atom is mobile.
     """
     pos, cell, symbols, vel = _validate(positions, cell, symbols, timestep_fs, temperature_K, velocities)
+    unknown = set(compute) - set(PARTS)
+    if unknown or not compute:
+        raise InputError(f'compute must name some of {", ".join(PARTS)}; got {", ".join(map(str, compute))}')
     if vdos_weighting not in ('mass', 'none'):
         raise InputError(f"vdos_weighting must be 'mass' or 'none', got {vdos_weighting!r}")
     masses = atomic_masses(symbols)
@@ -179,6 +189,9 @@ def analyze_trajectory(
     b_last = min(b_last, block_len - 1) if block_len else 0
     block_ok = block_len and b_last - b_first >= 2
 
+    do_msd = 'diffusion' in compute
+    do_vdos = 'vibrational' in compute
+    do_lind = 'lindemann' in compute
     msd_sum = np.zeros(last + 1)
     block_sums = np.zeros((n_blocks, b_last + 1)) if block_ok else None
     energies = vdos_energies_meV(n_frames, dt)
@@ -187,94 +200,102 @@ def analyze_trajectory(
     mean_framework = np.empty((len(frame_idx), 3))
     weights = masses if vdos_weighting == 'mass' else np.ones_like(masses)
 
-    total = len(mobile_idx) + len(frame_idx)
+    passes = []
+    if do_msd or do_vdos:
+        passes.append(('diffusive', mobile_idx))
+    if do_vdos or do_lind:
+        passes.append(('non_diffusive', frame_idx))
+    total = sum(len(indices) for _, indices in passes)
     done = 0
-    for group, indices in (('diffusive', mobile_idx), ('non_diffusive', frame_idx)):
+    for group, indices in passes:
         offset = 0
         for chunk in iter_chunks(indices):
             x = prepared(chunk)
-            if group == 'diffusive':
+            if group == 'diffusive' and do_msd:
                 msd_sum += msd_sum_fft(x, last)
                 if block_ok:
                     for b in range(n_blocks):
                         block_sums[b] += msd_sum_fft(x[b * block_len : (b + 1) * block_len], b_last)
-            else:
+            if group == 'non_diffusive' and do_lind:
                 mean = x.mean(axis=0)
                 mean_framework[offset : offset + len(chunk)] = mean
                 u2_sum += float(np.sum((x - mean) ** 2)) / n_frames
                 offset += len(chunk)
-            v = np.asarray(vel[:, chunk], dtype=float) if vel is not None else np.gradient(x, dt, axis=0)
-            power[group] += velocity_power_sum(v, weights[chunk])
+            if do_vdos:
+                v = np.asarray(vel[:, chunk], dtype=float) if vel is not None else np.gradient(x, dt, axis=0)
+                power[group] += velocity_power_sum(v, weights[chunk])
             done += len(chunk)
             report(done / total, f'{done}/{total} atoms')
 
     n_mob = len(mobile_idx)
-    msd = msd_sum / n_mob
-    fit = einstein_fit(msd, dt, first, last)
-    if block_ok:
-        d_blocks = np.array([einstein_fit(s / n_mob, dt, b_first, b_last).D_A2_fs for s in block_sums])
-        d_err = float(np.std(d_blocks, ddof=1)) * A2_PER_FS_TO_CM2_PER_S
-    else:
-        d_err = float('nan')
-
-    groups = {'all': power['diffusive'] + power['non_diffusive'], **power}
-    counts = {'all': total, 'diffusive': n_mob, 'non_diffusive': len(frame_idx)}
-    vibrational: dict[str, Any] = {}
-    dos_arrays: dict[str, np.ndarray] = {}
-    for name, p in groups.items():
-        if counts[name] == 0:
-            vibrational[name] = None
-            continue
-        try:
-            g = normalise_dos(energies, p)
-        except ValueError:
-            raise InputError(
-                f'the {name.replace("_", "-")} ions do not move: no vibrational spectrum'
-            ) from None
-        dos_arrays[name] = g
-        vibrational[name] = dos_descriptors(energies, g, temperature_K)
-
-    if len(frame_idx):
-        d_nn = float(np.mean(nearest_neighbour_distances(mean_framework, cell)))
-        lindemann = float(np.sqrt(u2_sum / len(frame_idx)) / d_nn)
-    else:
-        lindemann = float('nan')
-
+    result: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
     warnings: list[str] = []
-    nyquist_meV = float(energies[-1])
-    if nyquist_meV < MIN_NYQUIST_MEV:
-        warnings.append(
-            f'frames are {dt:g} fs apart, so the VDOS is resolved only up to {nyquist_meV:.3g} meV '
-            f'(< {MIN_NYQUIST_MEV:g} meV): the vibrational descriptors are unreliable; store frames more often'
-        )
-    if block_ok and not np.isnan(d_err) and fit.D_A2_fs <= 2.0 * d_err / A2_PER_FS_TO_CM2_PER_S:
-        warnings.append(
-            'D is not resolved from zero (D < 2 sigma): the mobile ions may not diffuse in this run'
-        )
-
-    result: dict[str, Any] = {
-        'diffusion': {
+    if do_msd:
+        msd = msd_sum / n_mob
+        fit = einstein_fit(msd, dt, first, last)
+        if block_ok:
+            d_blocks = np.array([einstein_fit(s / n_mob, dt, b_first, b_last).D_A2_fs for s in block_sums])
+            d_err = float(np.std(d_blocks, ddof=1)) * A2_PER_FS_TO_CM2_PER_S
+        else:
+            d_err = float('nan')
+        if block_ok and fit.D_A2_fs <= 2.0 * d_err / A2_PER_FS_TO_CM2_PER_S:
+            warnings.append(
+                'D is not resolved from zero (D < 2 sigma): the mobile ions may not diffuse in this run'
+            )
+        result['diffusion'] = {
             'D_cm2_s': fit.D_cm2_s,
             'D_stderr_cm2_s': d_err,
             'fit_window_ps': [fit.window_fs[0] / 1000.0, fit.window_fs[1] / 1000.0],
             'n_mobile': int(n_mob),
             'n_blocks': int(n_blocks) if block_ok else 0,
             'msd_at_window_end_A2': float(msd[last]),
-        },
-        'vibrational': vibrational,
-        'lindemann_ratio': lindemann,
-        'mobile_species': mobile,
-        'temperature_K': float(temperature_K),
-        'n_frames': int(n_frames),
-        'n_atoms': int(total),
-        'timestep_fs': dt,
-        'warnings': warnings,
-    }
-    if return_arrays:
-        result['arrays'] = {
-            'msd_time_ps': np.arange(last + 1) * dt / 1000.0,
-            'msd_A2': msd,
-            'vdos_energy_meV': energies,
-            **{f'vdos_{name}': g for name, g in dos_arrays.items()},
         }
+        arrays['msd_time_ps'] = np.arange(last + 1) * dt / 1000.0
+        arrays['msd_A2'] = msd
+
+    if do_vdos:
+        groups = {'all': power['diffusive'] + power['non_diffusive'], **power}
+        counts = {'all': n_mob + len(frame_idx), 'diffusive': n_mob, 'non_diffusive': len(frame_idx)}
+        vibrational: dict[str, Any] = {}
+        arrays['vdos_energy_meV'] = energies
+        for name, p in groups.items():
+            if counts[name] == 0:
+                vibrational[name] = None
+                continue
+            try:
+                g = normalise_dos(energies, p)
+            except ValueError:
+                raise InputError(
+                    f'the {name.replace("_", "-")} ions do not move: no vibrational spectrum'
+                ) from None
+            arrays[f'vdos_{name}'] = g
+            vibrational[name] = dos_descriptors(energies, g, temperature_K)
+        result['vibrational'] = vibrational
+        nyquist_meV = float(energies[-1])
+        if nyquist_meV < MIN_NYQUIST_MEV:
+            warnings.append(
+                f'frames are {dt:g} fs apart, so the VDOS is resolved only up to {nyquist_meV:.3g} meV '
+                f'(< {MIN_NYQUIST_MEV:g} meV): the vibrational descriptors are unreliable; store frames more often'
+            )
+
+    if do_lind:
+        if len(frame_idx):
+            d_nn = float(np.mean(nearest_neighbour_distances(mean_framework, cell)))
+            result['lindemann_ratio'] = float(np.sqrt(u2_sum / len(frame_idx)) / d_nn)
+        else:
+            result['lindemann_ratio'] = float('nan')
+
+    result.update(
+        {
+            'mobile_species': mobile,
+            'temperature_K': float(temperature_K),
+            'n_frames': int(n_frames),
+            'n_atoms': len(symbols),
+            'timestep_fs': dt,
+            'warnings': warnings,
+        }
+    )
+    if return_arrays:
+        result['arrays'] = arrays
     return result

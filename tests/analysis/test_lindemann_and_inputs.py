@@ -78,3 +78,19 @@ def test_nan_position_names_the_frame(rng):
     positions[42, 3, 1] = np.nan
     with pytest.raises(InputError, match='first at frame 43'):
         analyze_trajectory(positions, np.eye(3) * 8.0, ['Li'] * 4 + ['O'] * 4, 1.0, 600.0)
+
+
+def test_compute_subsets_give_the_same_numbers(rng):
+    positions = np.concatenate(
+        [brownian(rng, 300, 4, 1e-4, 1.0, 8.0), 4.0 + rng.normal(scale=0.05, size=(300, 4, 3))], axis=1
+    )
+    args = (positions, np.eye(3) * 8.0, ['Li'] * 4 + ['O'] * 4, 1.0, 600.0)
+    full = analyze_trajectory(*args)
+    diffusion = analyze_trajectory(*args, compute=['diffusion'])
+    lindemann = analyze_trajectory(*args, compute=['lindemann'])
+    vibrational = analyze_trajectory(*args, compute=['vibrational'])
+    assert diffusion['diffusion'] == full['diffusion'] and 'vibrational' not in diffusion
+    assert lindemann['lindemann_ratio'] == full['lindemann_ratio'] and 'diffusion' not in lindemann
+    assert vibrational['vibrational'] == full['vibrational'] and 'lindemann_ratio' not in vibrational
+    with pytest.raises(InputError, match='compute must name'):
+        analyze_trajectory(*args, compute=['msd'])

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest_plugins = ['aiida.tools.pytest_fixtures']
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MD = ROOT.parent / 'shared' / 'vasp-md'
 DATA = Path(__file__).resolve().parent / 'data'

@@ -1,1 +1,1 @@
-"""Calcfunctions and CalcJobs that wrap :mod:`aiida_superionic.analysis` (provenance layer, issue 3)."""
+"""Calcfunctions (and, with the engines, CalcJobs) that put every descriptor into the provenance graph."""

@@ -1,1 +1,1 @@
-"""Work chains that drive an engine through the paper's steps (material workflow, issue 4)."""
+"""Work chains: descriptors of MD runs (and, with the engines, the material workflow)."""

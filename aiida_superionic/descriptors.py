@@ -1,0 +1,178 @@
+"""The descriptor registry: every descriptor of the paper's Table 1, its key, unit and where it comes from.
+
+One place defines the names that the material's descriptor record (provenance layer), the study's
+table and the docs use. Keys follow the paper's symbols; the vibrational ones carry the group suffix
+used in the paper's figures: ``_all`` (every ion), ``_nd`` (non-diffusive ions), ``_d`` (diffusive ions).
+Importing this module never imports AiiDA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Groups of ions of the vibrational descriptors: record suffix -> key of ``analyze_trajectory``'s result.
+VIB_GROUPS = {'all': 'all', 'nd': 'non_diffusive', 'd': 'diffusive'}
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """One column of the descriptor table."""
+
+    key: str
+    symbol: str
+    name: str
+    category: str  # 'M-E', 'D-V' or 'S-C' (Table 1)
+    unit: str  # '' for dimensionless, 'text' for non-numeric
+    source: str  # the step that provides it: 'elastic', 'md', 'structure', 'dft' (an engine), 'phonon'
+    result_key: str | None = None  # key in the analysis function's result
+
+    @property
+    def numeric(self) -> bool:
+        return self.unit != 'text'
+
+
+_ME = [
+    ('lambda', 'λ', '1st Lamé parameter', 'GPa', 'lame_lambda_GPa'),
+    ('B', 'B', 'Bulk modulus', 'GPa', 'bulk_modulus_GPa'),
+    ('E', 'E', 'Young modulus', 'GPa', 'young_modulus_GPa'),
+    ('G', 'G', 'Shear modulus', 'GPa', 'shear_modulus_GPa'),
+    ('nu', 'ν', "Poisson's ratio", '', 'poisson_ratio'),
+    ('sigma', 'σ', 'P-wave modulus', 'GPa', 'p_wave_modulus_GPa'),
+    ('H_V', 'H_V', "Vickers' hardness", 'GPa', 'vickers_hardness_GPa'),
+    ('kappa', 'κ', "Pugh's modulus ratio", '', 'pugh_ratio'),
+    ('P_c', 'P_c', "Cauchy's pressure", 'GPa', 'cauchy_pressure_GPa'),
+    ('v_l', 'v_l', 'Longitudinal wave velocity', 'm/s', 'v_longitudinal_m_s'),
+    ('v_t', 'v_t', 'Transverse wave velocity', 'm/s', 'v_transverse_m_s'),
+    ('v_r', 'v_r', 'Velocity ratio', '', 'velocity_ratio'),
+    ('v_mean', '⟨v⟩', 'Average wave velocity', 'm/s', 'v_average_m_s'),
+]
+
+_VIB = [
+    ('omega', '⟨ω⟩', 'Mean frequency', 'meV', 'mean_frequency_meV'),
+    ('omega_30', '⟨ω30⟩', 'Mean frequency (cut-off at 30 meV)', 'meV', 'mean_frequency_30meV'),
+    ('E_vib', 'E_vib', 'Vibrational phonon energy', 'meV/atom', 'E_vib_meV_atom'),
+    ('C_v', 'C_v', 'Constant volume heat capacity', 'k_B/atom', 'C_v_kB_atom'),
+    ('theta_D', 'θ_d', 'Debye temperature', 'K', 'debye_temperature_K'),
+    ('F_vib', 'F_vib', 'Vibrational Helmholtz free energy', 'meV/atom', 'F_vib_meV_atom'),
+    ('S_vib', 'S_vib', 'Vibrational entropy', 'k_B/atom', 'S_vib_kB_atom'),
+]
+
+_SC = [
+    ('Z_N', 'Z_N', 'Nominal charge', 'e', 'structure', 'nominal_charge'),
+    ('Z_B', 'Z_B', 'Born effective charge', 'e', 'dft', 'born_charge_e'),
+    ('epsilon', 'ϵ', 'Ion-clamped macroscopic dielectric constant', '', 'dft', 'epsilon_inf'),
+    ('M', 'M', 'Mobile ion atomic mass', 'amu', 'structure', 'mobile_mass_amu'),
+    ('alpha_i', 'α_i', 'Mobile ion polarizability', 'Å^3', 'dft', 'mobile_polarizability_A3'),
+    ('alpha_c', 'α_c', 'Crystal polarizability', 'Å^3', 'structure', 'crystal_polarizability_A3'),
+    ('Stc', 'Stc', 'Stoichiometry', 'text', 'structure', 'stoichiometry'),
+    ('Sym', 'Sym', 'Crystal symmetry', 'text', 'structure', 'crystal_system'),
+    ('a_m', 'a_m', 'Minimal lattice constant', 'Å', 'structure', 'min_lattice_constant_A'),
+    ('n', 'n', 'Number of formula units', '', 'structure', 'formula_units'),
+    ('Omega', 'Ω', 'Volume per formula unit', 'Å^3', 'structure', 'volume_per_formula_unit_A3'),
+    (
+        'sigma_abc',
+        '⟨abc⟩',
+        'Standard deviation of lattice constants',
+        'Å',
+        'structure',
+        'lattice_constants_std_A',
+    ),
+    (
+        'sigma_angles',
+        '⟨αβγ⟩',
+        'Standard deviation of lattice angles',
+        'deg',
+        'structure',
+        'lattice_angles_std_deg',
+    ),
+    ('SO', 'SO', 'Number of crystal symmetry operations', '', 'structure', 'symmetry_operations'),
+    ('N_nn', 'N_nn', 'Number of nearest neighbors', '', 'structure', 'n_nearest_neighbours'),
+    ('d_nn', 'd_nn', 'Nearest neighbors distance', 'Å', 'structure', 'nearest_neighbour_distance_A'),
+    ('E_g', 'E_g', 'Band gap', 'eV', 'dft', 'band_gap_eV'),
+    ('E_vac', 'E_vac', 'Vacancy energy of the mobile ion', 'eV', 'dft', 'vacancy_energy_eV'),
+]
+
+
+def _build() -> tuple[Descriptor, ...]:
+    out = [Descriptor(k, s, n, 'M-E', u, 'elastic', r) for k, s, n, u, r in _ME]
+    out.append(Descriptor('gamma', 'γ', 'Lindemann ratio', 'D-V', '', 'md', 'lindemann_ratio'))
+    out.append(
+        Descriptor(
+            'Gamma', 'Γ', 'Lowest-energy optical phonon mode', 'D-V', 'meV', 'phonon', 'gamma_mode_meV'
+        )
+    )
+    for key, symbol, name, unit, result_key in _VIB:
+        for suffix, group in VIB_GROUPS.items():
+            label = {'all': 'all ions', 'nd': 'non-diffusive ions', 'd': 'diffusive ions'}[suffix]
+            out.append(
+                Descriptor(
+                    f'{key}_{suffix}',
+                    f'{symbol} ({suffix})',
+                    f'{name}, {label}',
+                    'D-V',
+                    unit,
+                    'md',
+                    f'{group}.{result_key}',
+                )
+            )
+    out.append(Descriptor('D', 'D', 'Diffusion coefficient', 'D-V', 'cm^2/s', 'md', 'D_cm2_s'))
+    out.append(
+        Descriptor(
+            'msd',
+            'msd',
+            'Mean-squared displacement (at the end of the fit window)',
+            'D-V',
+            'Å^2',
+            'md',
+            'msd_at_window_end_A2',
+        )
+    )
+    out.extend(Descriptor(k, s, n, 'S-C', u, src, r) for k, s, n, u, src, r in _SC)
+    return tuple(out)
+
+
+#: Every descriptor, in Table 1's order (M-E, D-V, S-C).
+DESCRIPTORS: tuple[Descriptor, ...] = _build()
+BY_KEY: dict[str, Descriptor] = {d.key: d for d in DESCRIPTORS}
+UNITS: dict[str, str] = {d.key: d.unit for d in DESCRIPTORS}
+
+
+def record_values(
+    *,
+    elastic: dict[str, Any] | None = None,
+    structure: dict[str, Any] | None = None,
+    md: dict[str, Any] | None = None,
+    dft: dict[str, Any] | None = None,
+    phonon: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Map the analysis functions' results onto the registry's keys.
+
+    ``md`` is the result of :func:`~aiida_superionic.analysis.analyze_trajectory` (or a subset). Every
+    registry key is present in the returned ``values``; a descriptor whose step did not run (or that an
+    engine cannot provide) is ``None`` — never an invented number. ``errors`` holds one-sigma
+    uncertainties where they are known (D).
+    """
+    sources = {'elastic': elastic, 'structure': structure, 'dft': dft, 'phonon': phonon}
+    values: dict[str, Any] = {}
+    errors: dict[str, float] = {}
+    for d in DESCRIPTORS:
+        value = None
+        if d.source == 'md' and md is not None:
+            if d.key in ('D', 'msd'):
+                value = (md.get('diffusion') or {}).get(d.result_key)
+            elif d.key == 'gamma':
+                value = md.get('lindemann_ratio')
+            else:
+                group, name = d.result_key.split('.')
+                value = ((md.get('vibrational') or {}).get(group) or {}).get(name)
+        elif d.source != 'md' and sources.get(d.source) is not None:
+            value = sources[d.source].get(d.result_key)
+        if isinstance(value, float) and value != value:  # NaN -> missing
+            value = None
+        values[d.key] = value
+    if md is not None and md.get('diffusion'):
+        err = md['diffusion'].get('D_stderr_cm2_s')
+        if err is not None and err == err:
+            errors['D'] = float(err)
+    return values, errors

@@ -1,0 +1,146 @@
+"""Calcfunctions and work chains on a temporary sqlite profile: provenance, caching, storage."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.common.links import LinkType
+from aiida.engine import run_get_node
+from aiida.manage.caching import enable_caching
+
+from aiida_superionic.analysis import analyze_trajectory
+from aiida_superionic.calculations.functions import (
+    assemble_record,
+    compute_diffusion,
+    compute_elastic_descriptors,
+    fit_arrhenius,
+)
+from aiida_superionic.data import MDTrajectoryData
+from aiida_superionic.descriptors import DESCRIPTORS
+from aiida_superionic.io import Trajectory, read_xdatcar
+from aiida_superionic.workflows.md_descriptors import ImportMDWorkChain, MDDescriptorsWorkChain
+from tests.synthetic import brownian
+
+
+@pytest.fixture
+def small_trajectory(rng):
+    box = 9.0
+    positions = (
+        np.concatenate(
+            [brownian(rng, 400, 8, 1e-3, 2.0, box), 4.5 + rng.normal(scale=0.08, size=(400, 8, 3))], axis=1
+        )
+        % box
+    )
+    traj = Trajectory(positions.astype(np.float32), np.eye(3) * box, ['Li'] * 8 + ['S'] * 8)
+    return MDTrajectoryData.from_trajectory(
+        traj, timestep_fs=2.0, temperature_K=700.0, source={'kind': 'test'}
+    )
+
+
+def test_trajectory_arrays_live_in_the_repository(small_trajectory):
+    node = small_trajectory.store()
+    assert node.get_positions().dtype == np.float32
+    assert node.get_positions().shape == (400, 16, 3)
+    attributes = node.base.attributes.all
+    assert 'positions' not in attributes  # only the shape bookkeeping of ArrayData, no data
+    assert len(repr(attributes)) < 2000
+    assert 'positions.npy' in node.base.repository.list_object_names()
+
+
+def test_diffusion_calcfunction_matches_library_and_links(small_trajectory):
+    node = small_trajectory.store()
+    outputs, process = compute_diffusion.run_get_node(node)
+    ref = analyze_trajectory(node.get_positions(), node.cell, node.symbols, 2.0, 700.0)
+    assert outputs['diffusion']['D_cm2_s'] == pytest.approx(ref['diffusion']['D_cm2_s'], rel=1e-12)
+    assert process.is_finished_ok
+    incoming = process.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all()
+    assert [link.node.uuid for link in incoming] == [node.uuid]
+    assert outputs['msd'].get_array('msd_A2').shape == outputs['msd'].get_array('time_ps').shape
+
+
+def test_caching_reuses_the_analysis(aiida_profile_clean, small_trajectory):
+    node = small_trajectory.store()
+    with enable_caching(identifier='aiida.calculations:superionic.*'):
+        _, first = compute_diffusion.run_get_node(node)
+        _, second = compute_diffusion.run_get_node(node)
+    assert not first.base.caching.is_created_from_cache
+    assert second.base.caching.is_created_from_cache
+    assert second.base.caching.get_cache_source() == first.uuid
+    assert second.outputs.diffusion['D_cm2_s'] == first.outputs.diffusion['D_cm2_s']
+
+
+def test_md_descriptors_workchain_builds_the_record(small_trajectory):
+    node = small_trajectory.store()
+    outputs, process = run_get_node(MDDescriptorsWorkChain, trajectory=node)
+    assert process.is_finished_ok, process.exit_message
+    record = outputs['record']
+    values = record['values']
+    assert set(values) == {d.key for d in DESCRIPTORS}
+    assert values['D'] == outputs['diffusion']['D_cm2_s']
+    assert values['C_v_nd'] == outputs['vibrational']['non_diffusive']['C_v_kB_atom']
+    assert values['gamma'] == outputs['lindemann']['lindemann_ratio']
+    assert values['B'] is None and values['E_g'] is None  # not computed: missing, never invented
+    assert record['mobile_species'] == 'Li' and record['formula'] == 'LiS'
+    assert record['units']['D'] == 'cm^2/s'
+    # the record descends from the trajectory
+    ancestors = orm.QueryBuilder().append(MDTrajectoryData, filters={'id': node.pk}, tag='t')
+    ancestors.append(orm.Dict, with_ancestors='t', filters={'id': record.pk})
+    assert ancestors.distinct().count() == 1
+
+
+def test_import_workchain_from_a_real_xdatcar(shared_md):
+    path = shared_md / 'Li6PS5Cl_kinisi' / 'XDATCAR.gz'
+    source = orm.SinglefileData(path)
+    params = {
+        'format': 'xdatcar',
+        'temperature_K': 500.0,
+        'timestep_fs': 2.0,
+        'step_skip': 50,
+        'sha256': hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    outputs, process = run_get_node(ImportMDWorkChain, source=source, read_parameters=orm.Dict(params))
+    assert process.is_finished_ok, process.exit_message
+    traj = outputs['trajectory']
+    assert traj.timestep_fs == 100.0 and traj.n_frames == 140
+    assert traj.source['sha256'] == params['sha256']
+    ref = read_xdatcar(path)
+    np.testing.assert_array_equal(traj.get_positions(), ref.positions)
+    assert outputs['record']['values']['D'] == pytest.approx(
+        analyze_trajectory(ref.positions, ref.cell, ref.symbols, 100.0, 500.0)['diffusion']['D_cm2_s']
+    )
+
+
+def test_elastic_and_arrhenius_calcfunctions():
+    from pymatgen.core import Lattice, Structure
+
+    structure = orm.StructureData(
+        pymatgen=Structure(
+            Lattice.cubic(3.615), ['Cu'] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+        )
+    )
+    c = np.zeros((6, 6))
+    c[:3, :3] = 121.4
+    np.fill_diagonal(c[:3, :3], 168.4)
+    c[3, 3] = c[4, 4] = c[5, 5] = 75.4
+    tensor = orm.ArrayData()
+    tensor.set_array('voigt_GPa', c)
+    result = compute_elastic_descriptors(tensor, structure)
+    assert result['bulk_modulus_GPa'] == pytest.approx((168.4 + 2 * 121.4) / 3)
+    kb = 8.617333262e-5
+    runs = {
+        f'T{t}': orm.Dict(
+            {'temperature_K': t, 'D_cm2_s': 1e-3 * np.exp(-0.2 / (kb * t)), 'D_stderr_cm2_s': None}
+        )
+        for t in (600, 800, 1000)
+    }
+    fit = fit_arrhenius(**runs)
+    assert fit['E_a_eV'] == pytest.approx(0.2, rel=1e-6)
+    assert fit['weighted'] is False
+
+
+def test_record_rejects_unknown_parts():
+    with pytest.raises(ValueError, match='unknown record parts'):
+        assemble_record(orm.Dict({'material': 'x'}), nonsense=orm.Dict({}))

@@ -20,6 +20,26 @@ from ._common import A2_PER_FS_TO_CM2_PER_S
 MIN_FRAMES_FOR_FIT = 12
 
 
+def msd_sum_fft_t(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Like :func:`msd_sum_fft` for time-last arrays ``x[..., t]`` (any leading shape), float64.
+
+    Time-last is the fast layout: the FFT and the cumulative sums run over contiguous memory.
+    """
+    n = x.shape[-1]
+    lags = np.arange(max_lag + 1)
+    flat = x.reshape(-1, n)
+    sq = np.einsum('it,it->t', flat, flat)  # sum over atoms and dims of |r_i(t)|^2
+    cum = np.concatenate(([0.0], np.cumsum(sq)))  # cum[k] = sum_{t<k} sq[t]
+    # sum_{t=0}^{n-m-1} |r(t)|^2 + sum_{t=m}^{n-1} |r(t)|^2
+    s1 = cum[n - lags] + (cum[n] - cum[lags])
+    # zero-padding to n + max_lag makes the circular correlation exact for lags <= max_lag
+    nfft = fft.next_fast_len(n + max_lag, real=True)
+    spec = fft.rfft(flat, n=nfft, axis=-1, workers=-1)
+    power = np.einsum('if,if->f', spec.real, spec.real) + np.einsum('if,if->f', spec.imag, spec.imag)
+    s2 = fft.irfft(power, n=nfft)[: max_lag + 1]
+    return (s1 - 2.0 * s2) / (n - lags)
+
+
 def msd_sum_fft(x: np.ndarray, max_lag: int) -> np.ndarray:
     """Sum over atoms of the MSD over all time origins, for lags ``0..max_lag`` (eq 3 without 1/N_ion).
 
@@ -27,18 +47,7 @@ def msd_sum_fft(x: np.ndarray, max_lag: int) -> np.ndarray:
     (nMOLDYN): MSD(m) = S1(m) - 2 S2(m), with S2 the position autocorrelation computed by FFT
     (zero-padded to avoid circular wrap) and S1 from cumulative sums of ``|r|^2``. Cost O(N log N).
     """
-    n = x.shape[0]
-    lags = np.arange(max_lag + 1)
-    counts = (n - lags).astype(float)
-    sq = np.einsum('tad,tad->t', x, x)  # sum over atoms and dims of |r_i(t)|^2
-    cum = np.concatenate(([0.0], np.cumsum(sq)))  # cum[k] = sum_{t<k} sq[t]
-    # sum_{t=0}^{n-m-1} |r(t)|^2 + sum_{t=m}^{n-1} |r(t)|^2
-    s1 = cum[n - lags] + (cum[n] - cum[lags])
-    nfft = fft.next_fast_len(2 * n, real=True)
-    spec = fft.rfft(x, n=nfft, axis=0)
-    power = np.einsum('fad,fad->f', spec.real, spec.real) + np.einsum('fad,fad->f', spec.imag, spec.imag)
-    s2 = fft.irfft(power, n=nfft)[: max_lag + 1]
-    return (s1 - 2.0 * s2) / counts
+    return msd_sum_fft_t(np.ascontiguousarray(np.moveaxis(np.asarray(x, dtype=float), 0, -1)), max_lag)
 
 
 def msd_direct(x: np.ndarray, max_lag: int) -> np.ndarray:

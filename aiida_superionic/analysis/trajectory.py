@@ -142,6 +142,13 @@ def validate_inputs(
         raise InputError(
             f'mobile species {mobile!r} not in the trajectory (species: {", ".join(sorted(set(symbols)))})'
         )
+    moving = np.zeros(pos.shape[1], dtype=bool)
+    for start in range(1, pos.shape[0], 1024):  # frame blocks: no full-size temporary
+        moving |= np.any(pos[start : start + 1024] != pos[0], axis=(0, 2))
+    is_mobile = np.array(symbols) == mobile
+    for name, members in (('mobile', is_mobile), ('non-diffusive', ~is_mobile)):
+        if members.any() and not moving[members].any():
+            raise InputError(f'the {name} ions do not move in any frame: not an MD trajectory')
     return pos, cell, symbols, vel, mobile
 
 
@@ -285,7 +292,9 @@ def analyze_trajectory(
                 mean = x.mean(axis=-1)
                 mean_framework[start : start + len(chunk)] = mean + ref_origin[start : start + len(chunk)]
                 # sum over frames of |x - <x>|^2 = sum x^2 - n <x>^2 (x are displacements: no cancellation)
-                u2_sum += (float(np.einsum('adt,adt->', x, x)) - n_frames * float(np.sum(mean * mean))) / n_frames
+                u2_sum += (
+                    float(np.einsum('adt,adt->', x, x)) - n_frames * float(np.sum(mean * mean))
+                ) / n_frames
             if do_vdos:
                 if vel is not None:
                     v = np.transpose(vel[:, chunk], (1, 2, 0))

@@ -1,0 +1,256 @@
+"""``aiida-superionic import-md``: a group's existing MD runs into the provenance graph."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import click
+
+from ..exceptions import InputError
+from .progress import StderrProgress
+from .root import cmd_root
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_structure(path: Path, mobile: str):
+    from pymatgen.core import Structure
+
+    try:
+        structure = Structure.from_file(str(path))
+    except Exception as exc:  # pymatgen raises many types for unreadable files
+        try:
+            import ase.io
+            from pymatgen.io.ase import AseAtomsAdaptor
+
+            structure = AseAtomsAdaptor.get_structure(ase.io.read(path))
+        except Exception:
+            raise InputError(f'cannot read the structure {path.name}: {type(exc).__name__}: {exc}') from None
+    if mobile not in {el.symbol for el in structure.composition.elements}:
+        raise InputError(
+            f'mobile species {mobile!r} not in structure {structure.composition.reduced_formula}'
+        )
+    return structure
+
+
+def check_daemon(profile) -> None:
+    """Refuse ``--daemon`` before anything is stored when no daemon can take the process."""
+    from aiida.engine.daemon.client import get_daemon_client
+
+    if get_daemon_client(profile.name).is_daemon_running:
+        return
+    if profile.process_control_backend == 'core.rabbitmq':
+        click.echo(
+            f'Warning: the daemon of profile {profile.name} is not running; the process waits in RabbitMQ '
+            f'until `verdi -p {profile.name} daemon start`',
+            err=True,
+        )
+        return
+    raise InputError(
+        f'the daemon of profile {profile.name} is not running: start it with `verdi -p {profile.name} daemon start`, '
+        'or leave out --daemon to run here'
+    )
+
+
+def existing_import(sha256: str):
+    """The trajectory node already imported from a file with this SHA-256, or None."""
+    from aiida import orm
+
+    from ..data import MDTrajectoryData
+
+    qb = orm.QueryBuilder().append(
+        MDTrajectoryData, filters={'attributes.source.sha256': sha256}, project='*'
+    )
+    found = qb.first()
+    return found[0] if found else None
+
+
+def record_of(node):
+    """The descriptor record that descends from ``node`` (a trajectory or a work chain), if any."""
+    from aiida import orm
+
+    if isinstance(node, orm.WorkflowNode):  # a work chain returns its record (not a provenance descendant)
+        record = node.outputs['record'] if 'record' in node.outputs else None
+        if record is not None:
+            return record
+    qb = orm.QueryBuilder().append(type(node), filters={'id': node.pk}, tag='start')
+    qb.append(
+        orm.Dict, with_ancestors='start', filters={'attributes.schema': 'superionic.record.v1'}, project='*'
+    )
+    qb.order_by({orm.Dict: {'id': 'desc'}})
+    found = qb.first()
+    return found[0] if found else None
+
+
+@cmd_root.command('import-md')
+@click.argument('trajectory', type=click.Path(dir_okay=False, path_type=Path))
+@click.option('-T', '--temperature', type=float, required=True, help='Temperature of the run, K.')
+@click.option('-t', '--timestep', type=float, required=True, help='MD time step, fs.')
+@click.option(
+    '--step-skip',
+    type=int,
+    default=1,
+    show_default=True,
+    help='MD steps between frames in the file (VASP NBLOCK).',
+)
+@click.option(
+    '--stride', type=int, default=1, show_default=True, help='Keep every STRIDE-th frame of the file.'
+)
+@click.option(
+    '-m', '--mobile', help='Mobile species (default: first of Li, Na, Ag, Cu, Cl, I, Br, F, O present).'
+)
+@click.option(
+    '-f',
+    '--format',
+    'fmt',
+    type=click.Choice(['xdatcar', 'vasprun', 'npz', 'ase']),
+    help='File format (default: from the name).',
+)
+@click.option(
+    '-s',
+    '--structure',
+    'structure_file',
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Reference crystal (POSCAR, CIF, ...) for the structural descriptors.',
+)
+@click.option(
+    '--non-stoichiometric', is_flag=True, help='The run has mobile-ion vacancies (the record says so).'
+)
+@click.option('-l', '--label', help='Material label of the record (default: the reduced formula).')
+@click.option(
+    '-g',
+    '--group',
+    'group_label',
+    help='Add the trajectory and the record to this group (created if needed).',
+)
+@click.option('--fit-window', nargs=2, type=float, metavar='T0 T1', help='Einstein-fit window in ps.')
+@click.option('--allow-truncated', is_flag=True, help='Drop an incomplete last frame instead of failing.')
+@click.option(
+    '-d', '--daemon', is_flag=True, help='Submit to the daemon and print the PK instead of running here.'
+)
+@click.pass_context
+def cmd_import_md(
+    ctx: click.Context,
+    trajectory: Path,
+    temperature: float,
+    timestep: float,
+    step_skip: int,
+    stride: int,
+    mobile: str | None,
+    fmt: str | None,
+    structure_file: Path | None,
+    non_stoichiometric: bool,
+    label: str | None,
+    group_label: str | None,
+    fit_window: tuple[float, float] | None,
+    allow_truncated: bool,
+    daemon: bool,
+) -> None:
+    """Import an existing MD TRAJECTORY and compute its descriptors, with full provenance.
+
+    The file is stored (with its SHA-256) as the source of a trajectory node; the descriptor
+    calcfunctions and the record follow from it. A file imported before is recognised by its hash and
+    not imported again. Everything is checked before the first node is stored, so bad input leaves
+    the database as it was.
+    """
+    from ..analysis.trajectory import validate_inputs
+    from ..io import guess_format, read_trajectory
+    from .profile import load_profile
+
+    for name, value in (('temperature', temperature), ('timestep', timestep)):
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f'--{name} must be > 0, got {value:g}')
+    for name, value in (('step-skip', step_skip), ('stride', stride)):
+        if value < 1:
+            raise InputError(f'--{name} must be >= 1, got {value}')
+    if not trajectory.is_file():
+        raise InputError(f'no such trajectory file: {trajectory}')
+    profile = load_profile(ctx)
+
+    sha = sha256_of(trajectory)
+    previous = existing_import(sha)
+    if previous is not None:
+        record = record_of(previous)
+        rec = f', record {record.pk}' if record is not None else ''
+        click.echo(
+            f'already imported: {trajectory.name} is trajectory {previous.pk}{rec} (sha256 {sha[:12]}); nothing to do'
+        )
+        return
+
+    fmt = fmt or guess_format(trajectory)
+    reading = StderrProgress(f'checking {trajectory.name}')
+    traj = read_trajectory(trajectory, fmt, stride=stride, allow_truncated=allow_truncated, progress=reading)
+    reading.close()
+    *_, mobile = validate_inputs(
+        traj.positions,
+        traj.cell,
+        traj.symbols,
+        timestep * step_skip * stride,
+        temperature,
+        mobile,
+        traj.velocities,
+    )
+    structure = _read_structure(structure_file, mobile) if structure_file else None
+    if group_label is not None and not group_label.strip():
+        raise InputError('--group must not be empty')
+    if daemon:
+        check_daemon(profile)
+
+    from aiida import orm
+    from aiida.engine import run_get_node, submit
+
+    from ..workflows.md_descriptors import ImportMDWorkChain
+
+    read_parameters = {
+        'format': fmt,
+        'temperature_K': temperature,
+        'timestep_fs': timestep,
+        'step_skip': step_skip,
+        'stride': stride,
+        'allow_truncated': allow_truncated,
+        'mobile': mobile,
+        'sha256': sha,
+    }
+    analysis = {'mobile': mobile}
+    if fit_window:
+        analysis['fit_window_ps'] = list(fit_window)
+    record_metadata = {'stoichiometric': not non_stoichiometric, 'engine': 'imported'}
+    if label:
+        record_metadata['material'] = label
+    inputs = {
+        'source': orm.SinglefileData(trajectory),
+        'read_parameters': orm.Dict(read_parameters),
+        'descriptors': {'parameters': orm.Dict(analysis), 'record_metadata': orm.Dict(record_metadata)},
+        'metadata': {'label': label or trajectory.name, 'description': f'import of {trajectory}'},
+    }
+    if structure is not None:
+        inputs['descriptors']['structure'] = orm.StructureData(pymatgen=structure)
+        inputs['descriptors']['structure_parameters'] = orm.Dict({'stoichiometric': not non_stoichiometric})
+    if group_label:
+        inputs['group_label'] = orm.Str(group_label)
+
+    if daemon:
+        node = submit(ImportMDWorkChain, **inputs)
+        click.echo(f'submitted ImportMDWorkChain<{node.pk}> to the daemon of profile {profile.name}')
+        return
+    click.echo(
+        f'importing {trajectory.name} ({traj.n_frames} frames, {traj.n_atoms} atoms) into profile {profile.name}'
+    )
+    outputs, node = run_get_node(ImportMDWorkChain, **inputs)
+    if not node.is_finished_ok:
+        raise InputError(f'ImportMDWorkChain<{node.pk}> failed: {node.exit_message or node.process_state}')
+    record = outputs['record']
+    d = outputs['diffusion']
+    click.echo(
+        f'done: trajectory {outputs["trajectory"].pk}, record {record.pk} '
+        f'(D = {d["D_cm2_s"]:.3g} ± {d["D_stderr_cm2_s"] or float("nan"):.2g} cm²/s); '
+        f'`aiida-superionic show {record.pk}` prints it'
+    )

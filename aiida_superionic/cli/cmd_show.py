@@ -1,0 +1,100 @@
+"""``aiida-superionic show``: a material's descriptor records as a table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+from ..exceptions import InputError
+from .root import cmd_root
+
+SCHEMA = 'superionic.record.v1'
+
+
+def _looks_like_uuid(text: str) -> bool:
+    return len(text) >= 8 and all(c in '0123456789abcdef-' for c in text.lower()) and '-' in text
+
+
+def find_records(identifier: str) -> list:
+    """Records for a PK/UUID (of a record, a trajectory or a work chain) or a material label."""
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    from .cmd_import import record_of
+
+    node = None
+    if identifier.isdigit() or _looks_like_uuid(identifier):
+        try:
+            node = orm.load_node(int(identifier) if identifier.isdigit() else identifier)
+        except (NotExistent, MultipleObjectsError, ValueError):
+            raise InputError(f'no node with PK/UUID {identifier}') from None
+    if node is not None:
+        if isinstance(node, orm.Dict) and node.base.attributes.get('schema', None) == SCHEMA:
+            return [node]
+        record = record_of(node)
+        if record is None:
+            raise InputError(f'node {node.pk} ({type(node).__name__}) has no descriptor record')
+        return [record]
+    qb = orm.QueryBuilder().append(
+        orm.Dict, filters={'attributes.schema': SCHEMA, 'attributes.material': identifier}, project='*'
+    )
+    records = [row[0] for row in qb.all()]
+    if not records:
+        raise InputError(f'no descriptor record for {identifier!r} (give a PK, a UUID or a material label)')
+    return sorted(records, key=lambda r: (r.base.attributes.get('temperature_K', 0), r.pk))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return '-'
+    if isinstance(value, float):
+        return 'nan' if math.isnan(value) else f'{value:.4g}'
+    return str(value)
+
+
+def format_records(records: list) -> str:
+    from ..descriptors import DESCRIPTORS
+
+    heads = [f'{r["material"]} {r.get("temperature_K", 0):g} K' for r in records]
+    width = max(12, *(len(h) for h in heads))
+    lines = [
+        '  '.join([f'{"descriptor":<14}', f'{"unit":<9}', *(f'{h:>{width}}' for h in heads)]),
+        '  '.join([f'{"PK":<14}', f'{"":<9}', *(f'{r.pk:>{width}}' for r in records)]),
+        '  '.join(
+            [f'{"mobile":<14}', f'{"":<9}', *(f'{r.get("mobile_species", "-"):>{width}}' for r in records)]
+        ),
+        '  '.join(
+            [
+                f'{"stoichiometric":<14}',
+                f'{"":<9}',
+                *(f'{"yes" if r.get("stoichiometric", True) else "no":>{width}}' for r in records),
+            ]
+        ),
+    ]
+    category = None
+    for d in DESCRIPTORS:
+        if d.category != category:
+            category = d.category
+            lines.append(f'-- {category}')
+        cells = []
+        for r in records:
+            value = r['values'].get(d.key)
+            err = r.get('errors', {}).get(d.key)
+            cells.append(_fmt(value) + (f' ±{err:.2g}' if err is not None and value is not None else ''))
+        unit = d.unit if d.unit not in ('', 'text') else ''
+        lines.append('  '.join([f'{d.key:<14}', f'{unit:<9}', *(f'{c:>{width}}' for c in cells)]))
+    return '\n'.join(lines)
+
+
+@cmd_root.command('show')
+@click.argument('identifier')
+@click.pass_context
+def cmd_show(ctx: click.Context, identifier: str) -> None:
+    """Print the descriptor records of IDENTIFIER: a record, trajectory or work-chain PK/UUID, or a
+    material label (all its records, one column per temperature). '-' marks descriptors not computed."""
+    from .profile import load_profile
+
+    load_profile(ctx)
+    click.echo(format_records(find_records(identifier)))

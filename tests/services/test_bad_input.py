@@ -1,0 +1,138 @@
+"""Bad input to the database commands: one `Error:` line, non-zero exit, and no node stored."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from tests.services.test_daemon import BIN, User
+
+
+@pytest.fixture(scope='module')
+def user(tmp_path_factory):
+    user = User(tmp_path_factory.mktemp('aiida'))
+    user.run(BIN / 'aiida-superionic', 'setup')
+    return user
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory, shared_md):
+    root = tmp_path_factory.mktemp('bad')
+    llzo = shared_md / 'LLZO_IonDiff' / 'XDATCAR'
+    lines = [line.rstrip(b'\n') + b'\n' for line in llzo.read_bytes().splitlines()]
+    frame = lines[7 : 7 + 383]  # the first of the file's two frames
+    second = lines[7 + 383 : 7 + 2 * 383]
+    long_run = root / 'long' / 'XDATCAR'  # the two real frames alternating, 20 frames: enough to analyse
+    long_run.parent.mkdir()
+    long_run.write_bytes(b''.join(lines[:7] + (frame + second) * 10))
+    static = root / 'static' / 'XDATCAR'
+    static.parent.mkdir()
+    static.write_bytes(b''.join(lines[:7] + frame * 20))
+    truncated = root / 'truncated' / 'XDATCAR'
+    truncated.parent.mkdir()
+    truncated.write_bytes(b''.join(lines[:7] + frame * 19 + frame[:50]))
+    nan = root / 'nan' / 'XDATCAR'
+    nan.parent.mkdir()
+    broken = frame * 20
+    broken[5 * len(frame) + 3] = b'  0.5 nan 0.5\n'
+    nan.write_bytes(b''.join(lines[:7] + broken))
+    poscar = root / 'POSCAR'
+    poscar.write_text('NaCl\n1.0\n5.64 0 0\n0 5.64 0\n0 0 5.64\nNa Cl\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n')
+    garbage = root / 'garbage.cif'
+    garbage.write_text('this is not a crystal\n')
+    npz = root / 'nan.npz'
+    positions = np.random.default_rng(0).uniform(0, 5, (30, 4, 3))
+    positions[3, 1, 2] = np.nan
+    np.savez(npz, positions=positions, cell=np.eye(3) * 5, symbols=np.array(['Li', 'Li', 'O', 'O']))
+    return {
+        'long': long_run,
+        'static': static,
+        'truncated': truncated,
+        'nan': nan,
+        'llzo': llzo,
+        'poscar': poscar,
+        'garbage': garbage,
+        'npz': npz,
+        'missing': root / 'missing' / 'XDATCAR',
+    }
+
+
+CASES = [
+    (['{missing}', '-T', 600, '-t', 1.5], 'Error: no such trajectory file'),
+    (
+        ['{truncated}', '-T', 600, '-t', 1.5],
+        'Error: XDATCAR: truncated frame 20: expected 382 coordinate lines, found 49',
+    ),
+    (['{nan}', '-T', 600, '-t', 1.5], 'Error: XDATCAR: NaN or infinite coordinate in frame 6'),
+    (['{npz}', '-T', 600, '-t', 1.5], 'Error: nan.npz: NaN or infinite position in frame 4'),
+    (['{llzo}', '-T', 600, '-t', 1.5], 'Error: too few frames to fit D: 2 (need at least 12)'),
+    (['{static}', '-T', 600, '-t', 1.5], 'Error: the mobile ions do not move in any frame'),
+    (['{long}', '-T', 0, '-t', 1.5], 'Error: --temperature must be > 0, got 0'),
+    (['{long}', '-T', 600, '-t', -2], 'Error: --timestep must be > 0, got -2'),
+    (['{long}', '-T', 600, '-t', 1.5, '--mobile', 'Ag'], "Error: mobile species 'Ag' not in the trajectory"),
+    (
+        ['{long}', '-T', 600, '-t', 1.5, '--structure', '{poscar}'],
+        "Error: mobile species 'Li' not in structure NaCl",
+    ),
+    (
+        ['{long}', '-T', 600, '-t', 1.5, '--structure', '{garbage}'],
+        'Error: cannot read the structure garbage.cif',
+    ),
+    (['{long}', '-T', 600, '-t', 1.5, '--daemon'], 'Error: the daemon of profile superionic is not running'),
+    (['{long}', '-T', 600, '-t', 1.5, '--group', ' '], 'Error: --group must not be empty'),
+]
+
+
+@pytest.mark.parametrize(('args', 'message'), CASES)
+def test_import_md_bad_input_stores_nothing(user, files, args, message):
+    before = user.facts('superionic')['nodes']
+    argv = [files[a[1:-1]] if isinstance(a, str) and a.startswith('{') else a for a in args]
+    proc = user.run(BIN / 'aiida-superionic', 'import-md', *argv, check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(message), proc.stderr
+    assert user.facts('superionic')['nodes'] == before
+
+
+def test_unknown_profile_and_missing_profile(user, files, tmp_path):
+    proc = user.run(BIN / 'aiida-superionic', '-p', 'nope', 'show', '1', check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "Error: unknown AiiDA profile 'nope' (profiles: superionic)"
+    empty = User(tmp_path / 'empty')
+    proc = empty.run(BIN / 'aiida-superionic', 'import-md', files['long'], '-T', 600, '-t', 1.5, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith(
+        'Error: no AiiDA profile: create the embedded one with `aiida-superionic setup`'
+    )
+
+
+def test_good_import_then_show(user, files):
+    before = user.facts('superionic')['nodes']
+    proc = user.run(
+        BIN / 'aiida-superionic',
+        'import-md',
+        files['long'],
+        '-T',
+        600,
+        '-t',
+        1.5,
+        '--step-skip',
+        10,
+        '--label',
+        'LLZO-test',
+    )
+    assert 'done: trajectory' in proc.stdout
+    assert user.facts('superionic')['nodes'] > before
+    shown = user.run(BIN / 'aiida-superionic', 'show', 'LLZO-test').stdout
+    assert 'LLZO-test 600 K' in shown and 'cm^2/s' in shown
+    missing = user.run(BIN / 'aiida-superionic', 'show', 'no-such-material', check=False)
+    assert missing.returncode == 1 and missing.stderr.startswith(
+        "Error: no descriptor record for 'no-such-material'"
+    )
+
+
+def test_inspect_helper_runs_with_this_interpreter():
+    assert sys.executable.startswith(str(BIN.parent))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-#: Groups of ions of the vibrational descriptors: record suffix -> key of ``analyze_trajectory``'s result.
+#: Groups of ions of the vibrational descriptors, from record suffix to the key in ``analyze_trajectory``'s result.
 VIB_GROUPS = {'all': 'all', 'nd': 'non_diffusive', 'd': 'diffusive'}
 
 

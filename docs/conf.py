@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 
-import aiida_superionic
+# Importing aiida creates an empty configuration folder on a machine that never ran AiiDA, with a
+# warning (as for the command line, see aiida_superionic/cli/__init__.py); the docs need no profile.
+warnings.filterwarnings('ignore', message='Creating AiiDA configuration folder')
+
+from aiida.common.warnings import AiidaDeprecationWarning  # noqa: E402
+from aiida.manage.configuration import get_config_option  # noqa: E402
+
+import aiida_superionic  # noqa: E402
+
+# autodoc inspects every attribute of the AiiDA node classes, which touches aiida-core's deprecated
+# ones (``objects``, ``Model``); their deprecation warnings are aiida-core's, not the docs'. Loading
+# the AiiDA configuration (if any) resets aiida's warning filter, so read it first, then add ours.
+get_config_option('warnings.showdeprecations')
+warnings.filterwarnings('ignore', category=AiidaDeprecationWarning)
 
 project = 'aiida-superionic'
 author = 'aiida-superionic developers'

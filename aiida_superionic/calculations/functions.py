@@ -72,7 +72,7 @@ def parse_trajectory_file(source: orm.SinglefileData, parameters: orm.Dict) -> M
     """Read an MD file (XDATCAR, vasprun.xml, .npz, ase.io formats) into a trajectory node.
 
     ``parameters``: ``format``, ``temperature_K``, ``timestep_fs`` (MD step), ``step_skip`` (MD steps
-    between stored frames), ``stride`` (frames of the file to skip), ``allow_truncated``, ``mobile``,
+    between stored frames), ``stride`` (keep every stride-th frame of the file), ``allow_truncated``, ``mobile``,
     ``sha256`` (of the file, recorded for de-duplication).
     """
     p = parameters.get_dict()
@@ -87,7 +87,7 @@ def parse_trajectory_file(source: orm.SinglefileData, parameters: orm.Dict) -> M
         timestep_fs=frame_dt,
         temperature_K=float(p['temperature_K']),
         mobile_species=p.get('mobile'),
-        source={
+        origin={
             'kind': 'file',
             'filename': source.filename,
             'format': p.get('format'),
@@ -197,3 +197,109 @@ def assemble_record(record_metadata: orm.Dict, **parts: orm.Dict) -> orm.Dict:
             }
         )
     )
+
+
+@calcfunction
+def stitch_trajectories(**segments: MDTrajectoryData) -> MDTrajectoryData:
+    """One trajectory from the segments of a restarted MD run (keys sort in run order: segment_000, ...).
+
+    Each segment carries the global step of its frames (array ``steps``) and the step it was restarted
+    from (attribute ``restart_from_step``); frames that a killed segment wrote after its last checkpoint
+    are dropped in favour of its successor's, so no frame appears twice and none is missing.
+    """
+    from ..io import Trajectory
+    from ..io.stitch import stitch_frames
+
+    ordered = [segments[key] for key in sorted(segments)]
+    with_velocities = all(seg.get_velocities() is not None for seg in ordered)
+    arrays = [
+        [seg.get_positions(), seg.get_velocities()] if with_velocities else [seg.get_positions()]
+        for seg in ordered
+    ]
+    steps, stitched = stitch_frames(
+        [seg.get_array('steps') for seg in ordered],
+        [seg.base.attributes.get('restart_from_step', None) for seg in ordered],
+        arrays,
+    )
+    first = ordered[0]
+    traj = Trajectory(
+        positions=stitched[0],
+        cell=first.cell,
+        symbols=first.symbols,
+        velocities=stitched[1] if with_velocities else None,
+    )
+    node = MDTrajectoryData.from_trajectory(
+        traj,
+        timestep_fs=first.timestep_fs,
+        temperature_K=first.temperature_K,
+        mobile_species=first.mobile_species,
+        origin={**first.origin, 'segments': len(ordered)},
+    )
+    node.set_array('steps', steps)
+    return node
+
+
+def diagonal_supercell(
+    lengths: np.ndarray, n_atoms: int, min_atoms: int, max_repeat: int = 12
+) -> tuple[int, int, int]:
+    """The smallest diagonal supercell with at least ``min_atoms`` atoms, as close to isotropic as possible
+    (ties: the smallest ratio of longest to shortest edge)."""
+    best = None
+    for n1 in range(1, max_repeat + 1):
+        for n2 in range(1, max_repeat + 1):
+            for n3 in range(1, max_repeat + 1):
+                atoms = n1 * n2 * n3 * n_atoms
+                if atoms < min_atoms:
+                    continue
+                edges = np.array([n1, n2, n3]) * lengths
+                key = (atoms, edges.max() / edges.min())
+                if best is None or key < best[0]:
+                    best = (key, (n1, n2, n3))
+    if best is None:
+        raise ValueError(f'no supercell up to {max_repeat}^3 reaches {min_atoms} atoms')
+    return best[1]
+
+
+@calcfunction
+def make_md_cells(structure: orm.StructureData, parameters: orm.Dict) -> dict[str, orm.StructureData]:
+    """MD supercells: ``stoichiometric`` (>= ``min_atoms``) and, when ``vacancy_fraction`` > 0,
+    ``non_stoichiometric`` with that fraction of the ``mobile`` ions removed (at least one; chosen with
+    ``seed``). The paper's non-stoichiometric runs hold ~1-2 % mobile-ion vacancies."""
+    p = parameters.get_dict()
+    pmg = structure.get_pymatgen_structure()
+    reps = diagonal_supercell(np.array(pmg.lattice.abc), len(pmg), int(p['min_atoms']))
+    supercell = pmg * reps
+    out = {'stoichiometric': orm.StructureData(pymatgen=supercell)}
+    fraction = float(p.get('vacancy_fraction', 0.0))
+    if fraction > 0:
+        mobile_sites = [i for i, site in enumerate(supercell) if site.specie.symbol == p['mobile']]
+        n_remove = max(1, round(fraction * len(mobile_sites)))
+        if n_remove >= len(mobile_sites):
+            raise ValueError(f'cannot remove {n_remove} of {len(mobile_sites)} {p["mobile"]} ions')
+        rng = np.random.default_rng(int(p.get('seed', 0)))
+        removed = sorted(rng.choice(mobile_sites, size=n_remove, replace=False).tolist())
+        defective = supercell.copy()
+        defective.remove_sites(removed)
+        node = orm.StructureData(pymatgen=defective)
+        node.base.attributes.set('removed_mobile_sites', removed)
+        out['non_stoichiometric'] = node
+    return out
+
+
+@calcfunction
+def collect_dft_part(unavailable: orm.Dict, vacancy: orm.Dict | None = None) -> orm.Dict:
+    """The record's ``dft`` part (Z_B, ε, α_i, E_g, E_vac) from the engine's steps.
+
+    Quantities the engine cannot provide stay None and are listed under ``not_available`` with the
+    reason, so a record never carries an invented number.
+    """
+    part: dict[str, Any] = {
+        'born_charge_e': None,
+        'epsilon_inf': None,
+        'mobile_polarizability_A3': None,
+        'band_gap_eV': None,
+        'vacancy_energy_eV': vacancy['E_vac_eV'] if vacancy is not None else None,
+        'vacancy_reference': vacancy.get('mu_reference') if vacancy is not None else None,
+        'not_available': unavailable.get_dict(),
+    }
+    return orm.Dict(part)

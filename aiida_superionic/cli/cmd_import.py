@@ -67,7 +67,7 @@ def existing_import(sha256: str):
     from ..data import MDTrajectoryData
 
     qb = orm.QueryBuilder().append(
-        MDTrajectoryData, filters={'attributes.source.sha256': sha256}, project='*'
+        MDTrajectoryData, filters={'attributes.origin.sha256': sha256}, project='*'
     )
     found = qb.first()
     return found[0] if found else None
@@ -226,7 +226,7 @@ def cmd_import_md(
     if label:
         record_metadata['material'] = label
     inputs = {
-        'source': orm.SinglefileData(trajectory),
+        'source': orm.SinglefileData(trajectory.resolve()),
         'read_parameters': orm.Dict(read_parameters),
         'descriptors': {'parameters': orm.Dict(analysis), 'record_metadata': orm.Dict(record_metadata)},
         'metadata': {'label': label or trajectory.name, 'description': f'import of {trajectory}'},

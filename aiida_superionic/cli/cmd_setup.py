@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -37,12 +37,14 @@ def create_postgres_database(host: str, port: int, admin: str, name: str, passwo
         exists = conn.execute('SELECT 1 FROM pg_database WHERE datname = %s', (name,)).fetchone()
         if exists:
             return False
-        if not conn.execute('SELECT 1 FROM pg_roles WHERE rolname = %s', (name,)).fetchone():
-            conn.execute(
-                sql.SQL('CREATE ROLE {} LOGIN PASSWORD {}').format(
-                    sql.Identifier(name), sql.Literal(password)
-                )
-            )
+        role = (
+            'ALTER'
+            if conn.execute('SELECT 1 FROM pg_roles WHERE rolname = %s', (name,)).fetchone()
+            else 'CREATE'
+        )
+        conn.execute(
+            sql.SQL(role + ' ROLE {} LOGIN PASSWORD {}').format(sql.Identifier(name), sql.Literal(password))
+        )
         conn.execute(
             sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
                 sql.Identifier(name), sql.Identifier(name)
@@ -58,7 +60,7 @@ def create_production_profile(profile_name: str, host: str, port: int, admin: st
     if not profile_name.replace('_', '').replace('-', '').isalnum():
         raise InputError(f'profile name {profile_name!r}: use letters, digits, - and _ only')
     database = f'aiida_{profile_name}'.replace('-', '_')
-    password = hashlib.sha256(f'{database}@{host}'.encode()).hexdigest()[:24]
+    password = secrets.token_hex(16)
     created = create_postgres_database(host, port, admin, database, password)
     click.echo(f'database: {database!r} {"created" if created else "exists"} on {host}:{port}')
     repository = Path(get_config(create=True).dirpath) / 'repository' / profile_name
@@ -86,7 +88,7 @@ def _verdi() -> str:
     '--profile-name',
     default='superionic',
     show_default=True,
-    help='Name of the embedded profile created when no profile exists yet.',
+    help='Name of the profile to create: the embedded one when no profile exists yet, or the production one with --production.',
 )
 @click.option(
     '--computer',

@@ -30,7 +30,7 @@ class MDTrajectoryData(ArrayData):
 
     Arrays: ``positions`` (n_frames, n_atoms, 3) Å float32 and optional ``velocities`` (Å/fs).
     Attributes: ``symbols``, ``cell`` (rows, Å), ``timestep_fs`` (time between stored frames),
-    ``temperature_K``, ``n_frames``, ``n_atoms``, ``mobile_species`` (may be None) and ``source``
+    ``temperature_K``, ``n_frames``, ``n_atoms``, ``mobile_species`` (may be None) and ``origin``
     (what the trajectory was read from: file name, format, SHA-256, or the engine run).
     """
 
@@ -42,7 +42,7 @@ class MDTrajectoryData(ArrayData):
         timestep_fs: float,
         temperature_K: float,
         mobile_species: str | None = None,
-        source: dict[str, Any] | None = None,
+        origin: dict[str, Any] | None = None,
     ) -> MDTrajectoryData:
         """Build an unstored node from a :class:`~aiida_superionic.io.Trajectory`."""
         for name, value in (('timestep_fs', timestep_fs), ('temperature_K', temperature_K)):
@@ -61,7 +61,7 @@ class MDTrajectoryData(ArrayData):
                 'n_frames': traj.n_frames,
                 'n_atoms': traj.n_atoms,
                 'mobile_species': mobile_species,
-                'source': dict(source or {}),
+                'origin': dict(origin or {}),
             }
         )
         return node
@@ -87,8 +87,9 @@ class MDTrajectoryData(ArrayData):
         return self.base.attributes.get('mobile_species')
 
     @property
-    def source(self) -> dict[str, Any]:
-        return self.base.attributes.get('source', {})
+    def origin(self) -> dict[str, Any]:
+        """Where the frames came from: the imported file (name, format, SHA-256) or the engine run."""
+        return self.base.attributes.get('origin', {})
 
     @property
     def n_frames(self) -> int:
@@ -107,5 +108,5 @@ class MDTrajectoryData(ArrayData):
             cell=self.cell,
             symbols=self.symbols,
             velocities=self.get_velocities(),
-            metadata={'source': self.source, 'pk': self.pk},
+            metadata={'origin': self.origin, 'pk': self.pk},
         )

@@ -29,7 +29,9 @@ def default_record_metadata(trajectory: MDTrajectoryData, mobile: str | None) ->
         'mobile_species': mobile or trajectory.mobile_species or default_mobile(trajectory.symbols),
         'temperature_K': trajectory.temperature_K,
         'stoichiometric': True,
-        'engine': trajectory.source.get('kind', 'unknown'),
+        'engine': {'file': 'imported'}.get(
+            trajectory.origin.get('kind'), trajectory.origin.get('kind', 'unknown')
+        ),
         'trajectory_uuid': trajectory.uuid,
     }
 
@@ -62,6 +64,13 @@ class MDDescriptorsWorkChain(WorkChain):
             valid_type=orm.Dict,
             required=False,
             help='Overrides of the record metadata: material, stoichiometric, engine, ...',
+        )
+        spec.input_namespace(
+            'parts',
+            valid_type=orm.Dict,
+            dynamic=True,
+            required=False,
+            help='Further record parts from other steps: elastic, phonon, dft (see assemble_record).',
         )
         spec.outline(cls.analyse, if_(cls.has_structure)(cls.structure_descriptors), cls.record)
         spec.output('diffusion', valid_type=orm.Dict)
@@ -121,6 +130,8 @@ class MDDescriptorsWorkChain(WorkChain):
         parts = {k: self.outputs[k] for k in ('diffusion', 'vibrational', 'lindemann')}
         if 'structure_descriptors' in self.outputs:
             parts['structure'] = self.outputs['structure_descriptors']
+        if 'parts' in self.inputs:
+            parts.update(self.inputs.parts)
         self.out('record', assemble_record(orm.Dict(meta), **parts))
 
 

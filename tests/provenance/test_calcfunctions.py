@@ -36,7 +36,7 @@ def small_trajectory(rng):
     )
     traj = Trajectory(positions.astype(np.float32), np.eye(3) * box, ['Li'] * 8 + ['S'] * 8)
     return MDTrajectoryData.from_trajectory(
-        traj, timestep_fs=2.0, temperature_K=700.0, source={'kind': 'test'}
+        traj, timestep_fs=2.0, temperature_K=700.0, origin={'kind': 'test'}
     )
 
 
@@ -105,7 +105,7 @@ def test_import_workchain_from_a_real_xdatcar(shared_md):
     assert process.is_finished_ok, process.exit_message
     traj = outputs['trajectory']
     assert traj.timestep_fs == 100.0 and traj.n_frames == 140
-    assert traj.source['sha256'] == params['sha256']
+    assert traj.origin['sha256'] == params['sha256']
     ref = read_xdatcar(path)
     np.testing.assert_array_equal(traj.get_positions(), ref.positions)
     assert outputs['record']['values']['D'] == pytest.approx(

@@ -35,7 +35,7 @@ for (node,) in (
                 'diffusion_input_is_trajectory': diffusion_calc.inputs.trajectory.uuid == traj.uuid,
                 'trajectory_creator': parse.process_label,
                 'source_type': type(source).__name__,
-                'source_sha256': traj.source.get('sha256'),
+                'source_sha256': traj.origin.get('sha256'),
                 'groups': sorted(g.label for g in orm.Group.collection.all() if traj in g.nodes),
             }
         )

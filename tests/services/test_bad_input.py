@@ -111,19 +111,9 @@ def test_unknown_profile_and_missing_profile(user, files, tmp_path):
 
 def test_good_import_then_show(user, files):
     before = user.facts('superionic')['nodes']
-    proc = user.run(
-        BIN / 'aiida-superionic',
-        'import-md',
-        files['long'],
-        '-T',
-        600,
-        '-t',
-        1.5,
-        '--step-skip',
-        10,
-        '--label',
-        'LLZO-test',
-    )
+    # a relative path, as users type it
+    args = ['import-md', 'XDATCAR', '-T', 600, '-t', 1.5, '--step-skip', 10, '--label', 'LLZO-test']
+    proc = user.run(BIN / 'aiida-superionic', *args, cwd=files['long'].parent)
     assert 'done: trajectory' in proc.stdout
     assert user.facts('superionic')['nodes'] > before
     shown = user.run(BIN / 'aiida-superionic', 'show', 'LLZO-test').stdout

@@ -32,9 +32,9 @@ class User:
     def __init__(self, root: Path):
         self.env = {**os.environ, 'AIIDA_PATH': str(root), 'PATH': f'{BIN}{os.pathsep}{os.environ["PATH"]}'}
 
-    def run(self, *args, check=True, timeout=300):
+    def run(self, *args, check=True, timeout=300, cwd=None):
         proc = subprocess.run(
-            [str(a) for a in args], capture_output=True, text=True, env=self.env, timeout=timeout
+            [str(a) for a in args], capture_output=True, text=True, env=self.env, timeout=timeout, cwd=cwd
         )
         if check and proc.returncode != 0:
             raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}')
@@ -113,3 +113,7 @@ def test_rabbitmq_daemon_on_a_postgres_profile(tmp_path, small_npz):
         _import_through_daemon(user, name, small_npz)
     finally:
         user.run(BIN / 'verdi', 'profile', 'delete', '--force', '--delete-data', name, check=False)
+        import psycopg
+
+        with psycopg.connect(host='127.0.0.1', user='postgres', dbname='postgres', autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "aiida_{name}"')

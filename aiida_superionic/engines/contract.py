@@ -1,0 +1,81 @@
+"""The engine contract: what every engine provides, under which output names, in which units.
+
+The work chains above (``superionic.relax``, ``.elastic``, ``.phonon_gamma``, ``.vacancy``, ``.md``,
+``.material``) only ever talk to an :class:`Engine`; they never branch on which engine it is.
+
+Steps and their outputs (the process an engine returns for a step exposes exactly these):
+
+============== ============================================================================ ==============
+step           outputs                                                                      units
+============== ============================================================================ ==============
+relax          ``structure`` (StructureData), ``results`` (Dict: energy_eV, ...)             eV, Å, GPa
+elastic        ``elastic_tensor`` (ArrayData, array ``voigt_GPa`` 6x6), ``results``          GPa
+phonon_gamma   ``phonon`` (Dict: gamma_mode_meV, frequencies_meV), ``results``               meV
+vacancy        ``vacancy`` (Dict: E_vac_eV, mu_eV, mu_reference), ``results``                eV
+md             ``trajectory`` (MDTrajectoryData: frames, timestep_fs, temperature_K)         Å, fs, K
+dielectric     ``dielectric`` (Dict: epsilon_inf, born_charge_e)                             -, e
+band_gap       ``band_gap`` (Dict: band_gap_eV)                                              eV
+============== ============================================================================ ==============
+
+A step an engine cannot provide (ε∞, Born charges and band gap from an ML potential) is reported by
+:meth:`Engine.unavailable`, and the records say "not available from this engine" for it — never a
+made-up number.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+STEPS = ('relax', 'elastic', 'phonon_gamma', 'vacancy', 'md', 'dielectric', 'band_gap')
+
+#: Output names of each step (see the table above).
+OUTPUTS = {
+    'relax': ('structure', 'results'),
+    'elastic': ('elastic_tensor', 'results'),
+    'phonon_gamma': ('phonon', 'results'),
+    'vacancy': ('vacancy', 'results'),
+    'md': ('trajectory',),
+    'dielectric': ('dielectric',),
+    'band_gap': ('band_gap',),
+}
+
+
+class Engine(ABC):
+    """One engine (MLIP, VASP, ...) behind the contract."""
+
+    name: str = ''
+
+    @abstractmethod
+    def protocol(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The engine's settings for a protocol ('fast', 'moderate', 'precise'), with overrides merged."""
+
+    @abstractmethod
+    def get_builder(self, step: str, structure, code, settings: dict[str, Any], **kwargs: Any):
+        """A process builder for ``step`` on ``structure`` whose outputs follow :data:`OUTPUTS`."""
+
+    def unavailable(self) -> dict[str, str]:
+        """Steps this engine cannot provide, with the reason shown to the user."""
+        return {}
+
+
+def get_engine(name: str) -> Engine:
+    """The engine registered under ``name`` ('mlip'; 'vasp' once its issue lands)."""
+    from ..exceptions import InputError
+
+    if name == 'mlip':
+        from .mlip.engine import MlipEngine
+
+        return MlipEngine()
+    raise InputError(f'unknown engine {name!r}: available engines are mlip')
+
+
+def deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge (protocol deltas, user overrides); ``delta`` wins."""
+    out = dict(base)
+    for key, value in (delta or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,150 @@
+"""``superionic.mlip`` parser: the runner's files -> contract outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ExitCode
+from aiida.parsers import Parser
+
+from ...data import MDTrajectoryData
+from ...io import Trajectory
+
+
+def _structure_from_extxyz(text: str) -> orm.StructureData:
+    import io
+
+    import ase.io
+
+    return orm.StructureData(ase=ase.io.read(io.StringIO(text), format='extxyz'))
+
+
+class MlipParser(Parser):
+    """Turn ``results.json`` and the task's files into nodes; map the runner's status to exit codes."""
+
+    def parse(self, **kwargs):
+        retrieved = self.retrieved
+        names = retrieved.base.repository.list_object_names()
+        temporary = kwargs.get('retrieved_temporary_folder')
+        task = self.node.inputs.parameters['task']
+
+        if 'results.json' not in names:
+            if task == 'md':
+                return self._parse_md(retrieved, temporary, results=None)
+            return self.exit_codes.ERROR_NO_RESULTS
+        results = json.loads(retrieved.base.repository.get_object_content('results.json'))
+        status = results.get('status')
+        if status == 'error':
+            self.out('results', orm.Dict(results))
+            return self.exit_codes.ERROR_RUNNER.format(message=results.get('message', 'no message'))
+
+        if task == 'md':
+            return self._parse_md(retrieved, temporary, results)
+        self.out('results', orm.Dict(results))
+        if task == 'relax':
+            if 'relaxed.extxyz' not in names:
+                return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename='relaxed.extxyz')
+            self.out(
+                'structure',
+                _structure_from_extxyz(retrieved.base.repository.get_object_content('relaxed.extxyz')),
+            )
+            if status == 'unconverged':
+                return self.exit_codes.ERROR_RELAX_NOT_CONVERGED.format(message=results.get('message', ''))
+        elif task == 'elastic':
+            tensor = orm.ArrayData()
+            tensor.set_array('voigt_GPa', np.array(results['voigt_GPa'], dtype=float))
+            self.out('elastic_tensor', tensor)
+        elif task == 'phonon_gamma':
+            keys = (
+                'gamma_mode_meV',
+                'frequencies_meV',
+                'acoustic_meV',
+                'supercell_matrix',
+                'n_displacements',
+            )
+            self.out('phonon', orm.Dict({k: results[k] for k in keys if k in results}))
+            if 'force_constants.npy' in names:
+                with retrieved.base.repository.open('force_constants.npy', 'rb') as handle:
+                    fc = orm.ArrayData()
+                    fc.set_array('force_constants', np.load(handle))
+                self.out('force_constants', fc)
+        elif task == 'vacancy':
+            keys = ('E_vac_eV', 'mu_eV', 'mu_reference', 'E_perfect_eV', 'E_defect_eV', 'supercell')
+            self.out('vacancy', orm.Dict({k: results[k] for k in keys if k in results}))
+        if status != 'ok':
+            return self.exit_codes.ERROR_RUNNER.format(
+                message=f'status {status}: {results.get("message", "")}'
+            )
+        return ExitCode(0)
+
+    def _parse_md(self, retrieved, temporary, results):
+        from .runner import read_md_output
+
+        names = retrieved.base.repository.list_object_names()
+        if temporary is None or 'trajectory.json' not in names:
+            if results is not None:
+                self.out('results', orm.Dict(results))
+            return self.exit_codes.ERROR_NO_RESULTS
+        work = Path(temporary)
+        with (
+            retrieved.base.repository.open('trajectory.json', 'rb') as src,
+            open(work / 'trajectory.json', 'wb') as dst,
+        ):
+            shutil.copyfileobj(src, dst)
+        data = read_md_output(work)
+        meta = data['meta']
+        restart_path = work / 'restart.npz'
+        restart_step = None
+        if restart_path.is_file():
+            with np.load(restart_path) as restart:
+                restart_step = int(restart['step'])
+            self.out('restart', orm.SinglefileData(restart_path, filename='restart.npz'))
+        restart_from = None
+        if 'restart' in self.node.inputs:
+            with self.node.inputs.restart.as_path() as path, np.load(path) as restart:
+                restart_from = int(restart['step'])
+        n_frames = len(data['steps'])
+        if n_frames:
+            traj = Trajectory(
+                positions=np.asarray(data['positions'], dtype=np.float32),
+                cell=np.array(meta['cell'], dtype=float),
+                symbols=list(meta['symbols']),
+                velocities=np.asarray(data['velocities'], dtype=np.float32),
+            )
+            node = MDTrajectoryData.from_trajectory(
+                traj,
+                timestep_fs=float(meta['timestep_fs']) * int(meta['frame_interval']),
+                temperature_K=float(meta['temperature_K']),
+                origin={
+                    'kind': 'mlip',
+                    'model': self.node.inputs.parameters.get('model', 'chgnet-0.3.0'),
+                    'md_timestep_fs': float(meta['timestep_fs']),
+                    'frame_interval': int(meta['frame_interval']),
+                    'calcjob_uuid': self.node.uuid,
+                },
+            )
+            node.set_array('steps', np.asarray(data['steps'], dtype=np.int64))
+            node.base.attributes.set('restart_from_step', restart_from)
+            node.base.attributes.set('last_checkpoint_step', restart_step)
+            self.out('trajectory', node)
+        summary = dict(results or {})
+        summary.update(
+            {'n_frames_parsed': n_frames, 'restart_step': restart_step, 'restart_from_step': restart_from}
+        )
+        if results is None:
+            summary['status'] = 'killed'
+        self.out('results', orm.Dict(summary))
+        status = summary.get('status')
+        if status == 'ok':
+            return ExitCode(0)
+        if status == 'unstable':
+            return self.exit_codes.ERROR_MD_UNSTABLE.format(message=summary.get('message', ''))
+        if restart_step is None:
+            return self.exit_codes.ERROR_NO_RESULTS
+        if status == 'walltime':
+            return self.exit_codes.ERROR_WALLTIME.format(step=restart_step)
+        return self.exit_codes.ERROR_MD_INCOMPLETE.format(step=restart_step)

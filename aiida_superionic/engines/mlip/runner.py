@@ -1,0 +1,848 @@
+"""Console script ``aiida-superionic-mlip``: one task of the study with a universal interatomic potential.
+
+It runs in a working directory (the CalcJob's, or the one given as the only argument) and talks through files:
+
+Inputs
+    ``aiida.json``        ``{"task", "model", "device", "seed", "settings"}``; task is one of :data:`TASKS`.
+    ``structure.extxyz``  one periodic frame.
+    ``restart.npz``       optional, ``md`` only: continue a previous segment exactly.
+
+Outputs
+    ``results.json``      always (also on failure): ``{"status", "message", "task", "model", "n_atoms", ...}``
+                          with status ``ok`` (exit code 0), ``walltime`` / ``unconverged`` / ``unstable`` (2) or
+                          ``error`` (3).
+    task files            ``relaxed.extxyz`` (relax), ``force_constants.npy`` + ``phonopy_params.yaml``
+                          (phonon_gamma), ``trajectory.f32`` + ``trajectory.json`` + ``restart.npz`` (md).
+
+Units everywhere: eV, Å, GPa, fs, K; phonon energies in meV. Stresses are physical stresses (positive =
+tensile), Voigt order xx yy zz yz xz xy. No AiiDA import: this runs on the compute node.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = (
+    'EXIT_CODES',
+    'TASKS',
+    'main',
+    'read_md_output',
+    'stitch_segments',
+)
+
+INPUT_FILE = 'aiida.json'
+STRUCTURE_FILE = 'structure.extxyz'
+RESULTS_FILE = 'results.json'
+RELAXED_FILE = 'relaxed.extxyz'
+RESTART_FILE = 'restart.npz'
+TRAJECTORY_FILE = 'trajectory.f32'
+TRAJECTORY_META_FILE = 'trajectory.json'
+FORCE_CONSTANTS_FILE = 'force_constants.npy'
+PHONOPY_FILE = 'phonopy_params.yaml'
+
+EXIT_CODES = {'ok': 0, 'walltime': 2, 'unconverged': 2, 'unstable': 2, 'error': 3}
+
+THZ_TO_MEV = 4.135667696923859  # h * 1 THz in meV
+
+#: Elemental references for the chemical potential of the mobile species (vacancy task).
+METAL_REFERENCES = ('Li', 'Na', 'K', 'Ag', 'Cu')
+DIMER_REFERENCES = {'F': 1.42, 'Cl': 1.99, 'Br': 2.28, 'I': 2.67, 'O': 1.21}  # starting bond lengths, Å
+
+
+class TaskError(ValueError):
+    """Invalid input for a task."""
+
+
+@dataclass
+class Context:
+    workdir: Path
+    calc: object
+    seed: int
+    t_start: float
+    model: str
+    info: dict = field(default_factory=dict)
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _jsonable(obj):
+    """Numpy -> Python; non-finite floats -> None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    return obj
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(_jsonable(data), indent=2))
+    os.replace(tmp, path)
+
+
+def _settings(settings: dict, defaults: dict, required: tuple[str, ...] = ()) -> dict:
+    unknown = set(settings) - set(defaults) - set(required)
+    if unknown:
+        raise TaskError(
+            f'unknown settings {sorted(unknown)}; allowed: {sorted(set(defaults) | set(required))}'
+        )
+    missing = [key for key in required if settings.get(key) is None]
+    if missing:
+        raise TaskError(f'missing required settings {missing}')
+    return {**defaults, **{k: v for k, v in settings.items() if v is not None}}
+
+
+def _voigt_stress_gpa(atoms) -> np.ndarray:
+    from ase import units
+
+    return np.asarray(atoms.get_stress(voigt=True)) / units.GPa
+
+
+def _max_force(atoms) -> float:
+    forces = atoms.get_forces()
+    return float(np.sqrt((forces**2).sum(axis=1)).max()) if len(forces) else 0.0
+
+
+def _auto_supercell(atoms, min_length: float) -> list[int]:
+    """Smallest diagonal supercell whose three lattice vectors are all at least ``min_length`` Å long."""
+    lengths = atoms.cell.lengths()
+    return [max(1, math.ceil(min_length / length - 1e-9)) for length in lengths]
+
+
+class _StressAlways:
+    """Ask a calculator that supports it (``FastCHGNetCalculator``) for the stress with every evaluation."""
+
+    def __init__(self, calc, enabled: bool = True):
+        self.calc = calc
+        self.enabled = enabled and hasattr(calc, 'always_stress')
+
+    def __enter__(self):
+        if self.enabled:
+            self.previous = self.calc.always_stress
+            self.calc.always_stress = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.calc.always_stress = self.previous
+
+
+def _optimizer(name: str):
+    from ase.optimize import BFGS, FIRE, LBFGS
+
+    optimizers = {'FIRE': FIRE, 'BFGS': BFGS, 'LBFGS': LBFGS}
+    try:
+        return optimizers[str(name).upper()]
+    except KeyError:
+        raise TaskError(f'unknown optimizer {name!r}; known: {sorted(optimizers)}') from None
+
+
+def _relax(
+    atoms,
+    *,
+    fmax: float,
+    max_steps: int,
+    relax_cell: bool,
+    smax_gpa: float = 0.05,
+    optimizer: str = 'FIRE',
+    label: str = 'relax',
+    log_every: int = 10,
+) -> tuple[bool, int]:
+    """Relax positions (and the cell through ``FrechetCellFilter``) until max |F| <= fmax and max |σ| <= smax."""
+    from ase.filters import FrechetCellFilter
+
+    target = FrechetCellFilter(atoms) if relax_cell else atoms
+    opt = _optimizer(optimizer)(target, logfile=None)
+
+    def converged() -> tuple[bool, float, float]:
+        fmax_now = _max_force(atoms)
+        smax_now = float(np.abs(_voigt_stress_gpa(atoms)).max()) if relax_cell else 0.0
+        return fmax_now <= fmax and smax_now <= smax_gpa, fmax_now, smax_now
+
+    done = False
+    with _StressAlways(atoms.calc, relax_cell):
+        for _ in opt.irun(fmax=1e-12, steps=max_steps):
+            done, fmax_now, smax_now = converged()
+            if opt.nsteps % log_every == 0 or done:
+                _log(
+                    f'{label}: step {opt.nsteps:4d}  E = {atoms.get_potential_energy():.6f} eV  '
+                    f'max|F| = {fmax_now:.4f} eV/Å' + (f'  max|σ| = {smax_now:.4f} GPa' if relax_cell else '')
+                )
+            if done:
+                break
+    return done, int(opt.nsteps)
+
+
+def _single_point_copy(atoms):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    copy = atoms.copy()
+    results = {'energy': atoms.get_potential_energy(), 'forces': atoms.get_forces()}
+    try:
+        results['stress'] = atoms.get_stress()
+    except Exception:  # a calculator without stress: write what there is
+        pass
+    copy.calc = SinglePointCalculator(copy, **results)
+    return copy
+
+
+# ----------------------------------------------------------------------------------------------- tasks
+
+
+def task_relax(atoms, settings: dict, ctx: Context):
+    import ase.io
+
+    s = _settings(
+        settings,
+        {'fmax': 0.01, 'smax_GPa': 0.05, 'max_steps': 300, 'relax_cell': True, 'optimizer': 'FIRE'},
+    )
+    converged, n_steps = _relax(
+        atoms,
+        fmax=float(s['fmax']),
+        max_steps=int(s['max_steps']),
+        relax_cell=bool(s['relax_cell']),
+        smax_gpa=float(s['smax_GPa']),
+        optimizer=s['optimizer'],
+    )
+    ase.io.write(ctx.workdir / RELAXED_FILE, _single_point_copy(atoms), format='extxyz')
+    energy = float(atoms.get_potential_energy())
+    results = {
+        'energy_eV': energy,
+        'energy_per_atom_eV': energy / len(atoms),
+        'max_force_eV_A': _max_force(atoms),
+        'stress_GPa': _voigt_stress_gpa(atoms),
+        'n_steps': n_steps,
+        'converged': converged,
+        'volume_A3': float(atoms.get_volume()),
+        'cell_A': np.asarray(atoms.cell),
+        'cellpar': atoms.cell.cellpar(),
+    }
+    if converged:
+        return 'ok', f'relaxed in {n_steps} steps', results
+    return 'unconverged', f'not converged in {n_steps} steps (max_steps = {s["max_steps"]})', results
+
+
+def task_static(atoms, settings: dict, ctx: Context):
+    _settings(settings, {})
+    with _StressAlways(atoms.calc):
+        energy = float(atoms.get_potential_energy())
+        forces = atoms.get_forces()
+        stress = _voigt_stress_gpa(atoms)
+    return (
+        'ok',
+        'single point',
+        {
+            'energy_eV': energy,
+            'energy_per_atom_eV': energy / len(atoms),
+            'forces_eV_A': forces,
+            'max_force_eV_A': _max_force(atoms),
+            'stress_GPa': stress,
+            'volume_A3': float(atoms.get_volume()),
+        },
+    )
+
+
+def task_elastic(atoms, settings: dict, ctx: Context):
+    from ase import units
+    from pymatgen.analysis.elasticity.elastic import ElasticTensor
+    from pymatgen.analysis.elasticity.strain import Strain
+    from pymatgen.analysis.elasticity.stress import Stress
+
+    s = _settings(
+        settings,
+        {'strains': [-0.01, -0.005, 0.005, 0.01], 'relax_ions': True, 'fmax': 0.02, 'max_steps': 100},
+    )
+    magnitudes = [float(x) for x in s['strains']]
+    if len(magnitudes) < 2 or any(x == 0 for x in magnitudes):
+        raise TaskError('elastic: give at least two non-zero strain magnitudes')
+    calc = atoms.calc
+    reference = atoms.copy()
+    eq_stress = np.asarray(atoms.get_stress(voigt=False)) / units.GPa  # 3x3, physical (tensile > 0), GPa
+    strains, stresses = [], []
+    n_unconverged = 0
+    for index in range(6):
+        for magnitude in magnitudes:
+            voigt = np.zeros(6)
+            voigt[index] = magnitude
+            strain = Strain.from_voigt(voigt)  # Green-Lagrange strain, engineering shear in Voigt
+            deformation = np.asarray(strain.get_deformation_matrix())  # F with (F^T F - 1)/2 = strain
+            deformed = reference.copy()
+            deformed.set_cell(np.asarray(reference.cell) @ deformation.T, scale_atoms=True)
+            deformed.calc = calc
+            if s['relax_ions']:
+                ok, _ = _relax(
+                    deformed,
+                    fmax=float(s['fmax']),
+                    max_steps=int(s['max_steps']),
+                    relax_cell=False,
+                    label=f'elastic e{index + 1}={magnitude:+.4f} ions',
+                    log_every=50,
+                )
+                n_unconverged += not ok
+            with _StressAlways(calc):
+                stress = np.asarray(deformed.get_stress(voigt=False)) / units.GPa
+            strains.append(strain)
+            stresses.append(Stress(stress))
+            _log(
+                f'elastic: strain {index + 1} ({magnitude:+.4f})  stress/GPa = '
+                + ' '.join(f'{x:+.3f}' for x in Stress(stress).voigt)
+            )
+    tensor = ElasticTensor.from_independent_strains(strains, stresses, eq_stress=Stress(eq_stress))
+    voigt = np.asarray(tensor.voigt)
+    results = {
+        'voigt_GPa': voigt,
+        'eq_stress_GPa': Stress(eq_stress).voigt,
+        'n_deformations': len(strains),
+        'strains': magnitudes,
+        'relax_ions': bool(s['relax_ions']),
+        'k_vrh_GPa': float(tensor.k_vrh),
+        'g_vrh_GPa': float(tensor.g_vrh),
+        'method': (
+            'finite strains: each of the 6 independent Voigt Green-Lagrange strain states at magnitudes '
+            f'{magnitudes} applied as F = Strain.get_deformation_matrix() to the input cell'
+            + (
+                f', ions relaxed at fixed cell (fmax {s["fmax"]} eV/Å)'
+                if s['relax_ions']
+                else ', ions clamped'
+            )
+            + '; physical stress (GPa, tensile > 0) fitted linearly per strain state with pymatgen '
+            'ElasticTensor.from_independent_strains(eq_stress = stress of the undeformed cell)'
+        ),
+    }
+    if n_unconverged:
+        return 'unconverged', f'{n_unconverged} ionic relaxations did not converge', results
+    return 'ok', f'{len(strains)} deformations', results
+
+
+def task_phonon_gamma(atoms, settings: dict, ctx: Context):
+    from ase import Atoms
+    from phonopy import Phonopy
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    s = _settings(settings, {'supercell': None, 'displacement': 0.01, 'min_length_A': 6.0})
+    supercell = s['supercell'] or _auto_supercell(atoms, float(s['min_length_A']))
+    supercell_matrix = (
+        np.diag([int(n) for n in supercell]) if np.ndim(supercell) == 1 else np.asarray(supercell)
+    )
+    unitcell = PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(),
+        cell=np.asarray(atoms.cell),
+        scaled_positions=atoms.get_scaled_positions(),
+        masses=atoms.get_masses(),
+    )
+    phonon = Phonopy(unitcell, supercell_matrix=supercell_matrix, primitive_matrix=None, log_level=0)
+    phonon.generate_displacements(distance=float(s['displacement']))
+
+    def forces_of(cell) -> np.ndarray:
+        sc = Atoms(
+            symbols=cell.symbols,
+            cell=cell.cell,
+            scaled_positions=cell.scaled_positions,
+            masses=cell.masses,
+            pbc=True,
+        )
+        sc.calc = ctx.calc
+        return np.asarray(sc.get_forces())
+
+    reference_forces = forces_of(phonon.supercell)  # residual forces of the undisplaced supercell
+    displaced = phonon.supercells_with_displacements
+    forces = []
+    for k, cell in enumerate(displaced):
+        forces.append(forces_of(cell) - reference_forces)
+        _log(f'phonon_gamma: displacement {k + 1}/{len(displaced)}  ({len(cell)} atoms)')
+    phonon.forces = np.asarray(forces)
+    phonon.produce_force_constants(show_drift=False)
+    phonon.symmetrize_force_constants()  # translational invariance -> acoustic modes at 0
+    np.save(ctx.workdir / FORCE_CONSTANTS_FILE, phonon.force_constants)
+    try:
+        phonon.save(str(ctx.workdir / PHONOPY_FILE), settings={'force_constants': True})
+    except Exception as exc:  # the yaml is a convenience only
+        _log(f'phonon_gamma: could not write {PHONOPY_FILE}: {exc}')
+    frequencies = np.sort(np.asarray(phonon.get_frequencies([0.0, 0.0, 0.0])) * THZ_TO_MEV)
+    results = {
+        'frequencies_meV': frequencies,
+        'acoustic_meV': frequencies[:3],
+        'gamma_mode_meV': float(frequencies[3]) if len(frequencies) > 3 else None,
+        'supercell_matrix': supercell_matrix,
+        'n_displacements': len(displaced),
+        'n_atoms_supercell': len(phonon.supercell),
+        'displacement_A': float(s['displacement']),
+        'method': 'phonopy finite displacements (reference forces subtracted), full FCs symmetrized; '
+        'frequencies at Gamma of the input cell (imaginary as negative)',
+    }
+    return 'ok', f'{len(displaced)} displacements in a {len(phonon.supercell)}-atom supercell', results
+
+
+def _chemical_potential(element: str, calc) -> tuple[float, str]:
+    from ase import Atoms
+    from ase.build import bulk
+
+    if element in METAL_REFERENCES:
+        ref = bulk(element)
+        ref.calc = calc
+        converged, _ = _relax(ref, fmax=0.01, max_steps=300, relax_cell=True, label=f'mu {element} bulk')
+        structure = {'Li': 'bcc', 'Na': 'bcc', 'K': 'bcc', 'Ag': 'fcc', 'Cu': 'fcc'}[element]
+        text = (
+            f'energy per atom of elemental {element} ({structure}, ase.build.bulk, cell + positions relaxed '
+            f'with the same potential; a = {ref.cell.cellpar()[0]:.4f} Å primitive vector'
+            + ('' if converged else ', NOT converged')
+            + ')'
+        )
+        return float(ref.get_potential_energy()) / len(ref), text
+    if element in DIMER_REFERENCES:
+        box = 12.0
+        ref = Atoms(
+            f'{element}2', positions=[[0, 0, 0], [0, 0, DIMER_REFERENCES[element]]], cell=[box] * 3, pbc=True
+        )
+        ref.center()
+        ref.calc = calc
+        converged, _ = _relax(ref, fmax=0.01, max_steps=300, relax_cell=False, label=f'mu {element}2 dimer')
+        bond = ref.get_distance(0, 1)
+        text = (
+            f'half the energy of a relaxed {element}2 dimer in a {box:g} Å periodic box '
+            f'(bond {bond:.4f} Å' + ('' if converged else ', NOT converged') + ')'
+        )
+        return float(ref.get_potential_energy()) / 2, text
+    raise TaskError(
+        f'no chemical-potential reference for {element!r}: known {METAL_REFERENCES + tuple(DIMER_REFERENCES)}; '
+        "give settings['mu_eV'] explicitly"
+    )
+
+
+def task_vacancy(atoms, settings: dict, ctx: Context):
+    s = _settings(
+        settings,
+        {
+            'mobile': 'Li',
+            'supercell': None,
+            'min_length_A': 8.0,
+            'fmax': 0.05,
+            'max_steps': 200,
+            'mu_eV': None,
+        },
+    )
+    mobile = str(s['mobile'])
+    supercell = [int(n) for n in (s['supercell'] or _auto_supercell(atoms, float(s['min_length_A'])))]
+    perfect = atoms.repeat(supercell)
+    perfect.calc = ctx.calc
+    e_perfect = float(perfect.get_potential_energy())
+    indices = [i for i, sym in enumerate(perfect.get_chemical_symbols()) if sym == mobile]
+    if not indices:
+        raise TaskError(f'no {mobile} atom in the structure')
+    defect = perfect.copy()
+    del defect[indices[0]]
+    defect.calc = ctx.calc
+    _log(f'vacancy: perfect {len(perfect)} atoms, E = {e_perfect:.6f} eV; relaxing the {mobile} vacancy')
+    converged, n_steps = _relax(
+        defect, fmax=float(s['fmax']), max_steps=int(s['max_steps']), relax_cell=False, label='vacancy'
+    )
+    e_defect = float(defect.get_potential_energy())
+    if s['mu_eV'] is not None:
+        mu, mu_text = float(s['mu_eV']), 'given in settings (mu_eV)'
+    else:
+        mu, mu_text = _chemical_potential(mobile, ctx.calc)
+    e_vac = e_defect + mu - e_perfect
+    results = {
+        'E_vac_eV': e_vac,
+        'mu_eV': mu,
+        'mu_reference': mu_text,
+        'E_perfect_eV': e_perfect,
+        'E_defect_eV': e_defect,
+        'supercell': supercell,
+        'n_atoms_supercell': len(perfect),
+        'removed_index': indices[0],
+        'mobile': mobile,
+        'n_steps': n_steps,
+        'converged': converged,
+    }
+    _log(f'vacancy: E_vac = {e_vac:.4f} eV (mu = {mu:.4f} eV, {mu_text})')
+    if not converged:
+        return 'unconverged', f'defect relaxation not converged in {n_steps} steps', results
+    return 'ok', f'E_vac = {e_vac:.4f} eV', results
+
+
+# ------------------------------------------------------------------------------------------------- md
+
+MD_DEFAULTS = {
+    'timestep_fs': 1.5,
+    'frame_interval': 10,
+    'thermostat': 'nose-hoover',
+    'tdamp_fs': 100.0,
+    'friction_per_fs': 0.01,
+    'checkpoint_every': 10,
+    'walltime_s': None,
+    'max_temperature_factor': 5.0,
+    'log_interval': 100,
+}
+THERMOSTATS = ('nose-hoover', 'langevin')
+
+
+def _write_restart(path: Path, data: dict) -> None:
+    tmp = path.with_name('restart.tmp.npz')
+    with open(tmp, 'wb') as handle:
+        np.savez(handle, **data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _next_frame_step(step: int, interval: int) -> int:
+    return (step // interval + 1) * interval
+
+
+def task_md(atoms, settings: dict, ctx: Context):
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    s = _settings(settings, MD_DEFAULTS, required=('temperature_K', 'n_steps'))
+    temperature = float(s['temperature_K'])
+    timestep = float(s['timestep_fs'])
+    n_steps = int(s['n_steps'])
+    interval = int(s['frame_interval'])
+    checkpoint_every = max(1, int(s['checkpoint_every']))
+    thermostat = str(s['thermostat']).lower().replace('_', '-')
+    if thermostat == 'nosehoover':
+        thermostat = 'nose-hoover'
+    if thermostat not in THERMOSTATS:
+        raise TaskError(f'unknown thermostat {s["thermostat"]!r}; known: {THERMOSTATS}')
+    if interval < 1 or n_steps < 0 or timestep <= 0 or temperature <= 0:
+        raise TaskError('md: need frame_interval >= 1, n_steps >= 0, timestep_fs > 0, temperature_K > 0')
+    walltime = None if s['walltime_s'] is None else float(s['walltime_s'])
+    factor = float(s['max_temperature_factor'])
+    masses = atoms.get_masses()
+    n_atoms = len(atoms)
+    seed_mb, seed_langevin = np.random.SeedSequence(ctx.seed).spawn(2)
+    rng = np.random.default_rng(seed_langevin)
+
+    restart_path = ctx.workdir / RESTART_FILE
+    restart = None
+    if restart_path.is_file():
+        with np.load(restart_path, allow_pickle=False) as data:
+            restart = {key: data[key] for key in data.files}
+        if not np.array_equal(restart['numbers'], atoms.numbers):
+            raise TaskError('restart.npz does not match structure.extxyz (atomic numbers)')
+        if not np.allclose(restart['cell'], np.asarray(atoms.cell), atol=1e-8):
+            raise TaskError('restart.npz does not match structure.extxyz (cell)')
+        for key, value in (
+            ('thermostat', thermostat),
+            ('timestep_fs', timestep),
+            ('temperature_K', temperature),
+        ):
+            if str(restart[key]) != str(value) and not (
+                key != 'thermostat' and np.isclose(float(restart[key]), float(value))
+            ):
+                raise TaskError(f'restart.npz was written with {key} = {restart[key]}, settings say {value}')
+        start_step = int(restart['step'])
+        atoms.set_positions(restart['positions'])
+        atoms.set_momenta(restart['momenta'])
+        _log(f'md: restarting from step {start_step} of {n_steps}')
+    else:
+        start_step = 0
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed_mb))
+        Stationary(atoms)
+        _log(f'md: fresh start at {temperature:g} K, seed {ctx.seed}')
+
+    # The thermostat objects read positions/momenta when built: set the state first, constrain afterwards.
+    if thermostat == 'nose-hoover':
+        dyn = NoseHooverChainNVT(
+            atoms,
+            timestep=timestep * units.fs,
+            temperature_K=temperature,
+            tdamp=float(s['tdamp_fs']) * units.fs,
+        )
+        if restart is not None:
+            dyn._thermostat._eta[:] = restart['nhc_eta']
+            dyn._thermostat._p_eta[:] = restart['nhc_p_eta']
+        conserved_name = 'Nose-Hoover-chain conserved energy (ASE get_conserved_energy)'
+
+        def conserved() -> float:
+            return dyn.get_conserved_energy()
+
+    else:
+        if restart is not None:
+            rng.bit_generator.state = json.loads(str(restart['rng_state']))
+        dyn = Langevin(
+            atoms,
+            timestep=timestep * units.fs,
+            temperature_K=temperature,
+            friction=float(s['friction_per_fs']) / units.fs,
+            fixcm=False,
+            rng=rng,
+        )
+        atoms.set_constraint(FixCom())  # centre of mass fixed (ASE's recommended replacement of fixcm)
+        conserved_name = 'total energy Epot + Ekin (Langevin has no conserved quantity in ASE)'
+
+        def conserved() -> float:
+            return float(atoms.get_potential_energy() + atoms.get_kinetic_energy())
+
+    first_step = 0 if restart is None else _next_frame_step(start_step, interval)
+    meta = {
+        'n_atoms': n_atoms,
+        'symbols': atoms.get_chemical_symbols(),
+        'masses': masses,
+        'cell': np.asarray(atoms.cell),
+        'pbc': atoms.pbc,
+        'timestep_fs': timestep,
+        'frame_interval': interval,
+        'first_step': first_step,
+        'restart_step': None if restart is None else start_step,
+        'n_steps': n_steps,
+        'temperature_K': temperature,
+        'thermostat': thermostat,
+        'seed': ctx.seed,
+        'model': ctx.model,
+        'layout': 'little-endian float32; per frame positions (N,3) in Å (unwrapped) then velocities (N,3) in Å/fs',
+    }
+    _write_json_atomic(ctx.workdir / TRAJECTORY_META_FILE, meta)
+
+    n_frames = 0
+    traj = open(ctx.workdir / TRAJECTORY_FILE, 'wb')  # kept open for the whole run
+
+    def save_frame() -> None:
+        nonlocal n_frames
+        frame = np.concatenate([atoms.get_positions(), atoms.get_velocities() * units.fs]).astype('<f4')
+        traj.write(frame.tobytes())
+        traj.flush()
+        n_frames += 1
+
+    def checkpoint(step: int) -> None:
+        os.fsync(traj.fileno())
+        data = {
+            'positions': atoms.get_positions(),
+            'momenta': atoms.get_momenta(),
+            'velocities': atoms.get_velocities() * units.fs,
+            'step': np.int64(step),
+            'n_frames': np.int64(n_frames),
+            'first_step': np.int64(first_step),
+            'numbers': atoms.numbers,
+            'cell': np.asarray(atoms.cell),
+            'thermostat': np.str_(thermostat),
+            'timestep_fs': np.float64(timestep),
+            'temperature_K': np.float64(temperature),
+            'frame_interval': np.int64(interval),
+            'seed': np.int64(ctx.seed),
+        }
+        if thermostat == 'nose-hoover':
+            data['nhc_eta'] = np.array(dyn._thermostat._eta)
+            data['nhc_p_eta'] = np.array(dyn._thermostat._p_eta)
+        else:
+            data['rng_state'] = np.str_(json.dumps(rng.bit_generator.state))
+        _write_restart(restart_path, data)
+
+    temperatures, energies, times = [], [], []
+    status, message = 'ok', ''
+    step = start_step
+    step_times: list[float] = []
+    try:
+        if restart is None and n_steps >= 0:
+            save_frame()
+        temperatures.append(atoms.get_temperature())
+        energies.append(conserved())
+        times.append(step * timestep)
+        while step < n_steps:
+            if walltime is not None:
+                elapsed = time.monotonic() - ctx.t_start
+                per_step = float(np.mean(step_times[-20:])) if step_times else 0.0
+                if elapsed + 2 * per_step >= walltime:
+                    status, message = 'walltime', f'stopped at step {step} after {elapsed:.1f} s (walltime_s)'
+                    break
+            t0 = time.perf_counter()
+            dyn.step()
+            step_times.append(time.perf_counter() - t0)
+            step += 1
+            t_inst = atoms.get_temperature()
+            finite = np.isfinite(t_inst) and np.isfinite(atoms.get_positions()).all()
+            if not finite or t_inst > factor * temperature:
+                status = 'unstable'
+                message = f'T = {t_inst:.1f} K at step {step} exceeds {factor:g} x {temperature:g} K (or NaN)'
+                break
+            temperatures.append(t_inst)
+            energies.append(conserved())
+            times.append(step * timestep)
+            if step % interval == 0:
+                save_frame()
+                if n_frames % checkpoint_every == 0:
+                    checkpoint(step)
+            if step % int(s['log_interval']) == 0:
+                _log(f'md: step {step}/{n_steps}  T = {t_inst:.1f} K  frames = {n_frames}')
+        if status != 'unstable':
+            checkpoint(step)
+    finally:
+        traj.close()
+
+    temps = np.asarray(temperatures)
+    drift = None
+    if len(times) >= 2:
+        slope = np.polyfit(np.asarray(times) / 1000.0, np.asarray(energies) / n_atoms, 1)[0]
+        drift = float(slope)
+    results = {
+        'n_steps_done': step - start_step,
+        'first_step': start_step,
+        'last_step': step,
+        'n_frames': n_frames,
+        'first_frame_step': first_step,
+        'T_mean_K': float(temps.mean()) if len(temps) else None,
+        'T_std_K': float(temps.std()) if len(temps) else None,
+        'etotal_drift_eV_per_atom_ps': drift,
+        'etotal_drift_quantity': conserved_name,
+        'seconds_per_step': float(np.mean(step_times)) if step_times else None,
+        'restart_written': status != 'unstable',
+    }
+    if status == 'ok':
+        message = f'{step - start_step} steps, {n_frames} frames'
+    _log(f'md: {status}: {message}')
+    results['status'] = status
+    return status, message, results
+
+
+TASKS = {
+    'relax': task_relax,
+    'static': task_static,
+    'elastic': task_elastic,
+    'phonon_gamma': task_phonon_gamma,
+    'vacancy': task_vacancy,
+    'md': task_md,
+}
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def run(workdir: str | os.PathLike) -> tuple[str, dict]:
+    """Run the task described in ``workdir``; return (status, results) after writing ``results.json``."""
+    t_start = time.monotonic()
+    workdir = Path(workdir).resolve()
+    results: dict = {'status': 'error', 'message': '', 'task': None, 'model': None, 'n_atoms': None}
+    try:
+        config = json.loads((workdir / INPUT_FILE).read_text())
+        task = config.get('task')
+        results['task'] = task
+        results['model'] = model = config.get('model') or 'chgnet-0.3.0'
+        if task not in TASKS:
+            raise TaskError(f'unknown task {task!r}; known: {", ".join(TASKS)}')
+        structure = workdir / STRUCTURE_FILE
+        if not structure.is_file():
+            raise FileNotFoundError(f'{STRUCTURE_FILE} is missing in {workdir}')
+        import ase.io
+
+        atoms = ase.io.read(structure, index=0, format='extxyz')
+        atoms.calc = None
+        atoms.set_constraint()
+        results['n_atoms'] = len(atoms)
+        if not atoms.pbc.all():
+            raise TaskError(f'{STRUCTURE_FILE} must be periodic in all three directions')
+        from aiida_superionic.engines.mlip.models import load_calculator
+
+        atoms.calc = load_calculator(model, config.get('device') or 'auto')
+        seed = int(config.get('seed') if config.get('seed') is not None else 0)
+        ctx = Context(workdir=workdir, calc=atoms.calc, seed=seed, t_start=t_start, model=model)
+        _log(
+            f'aiida-superionic-mlip: task {task}, model {model}, {len(atoms)} atoms, {atoms.get_chemical_formula()}'
+        )
+        status, message, task_results = TASKS[task](atoms, config.get('settings') or {}, ctx)
+        results.update(task_results)
+        results['status'], results['message'] = status, message
+    except Exception as exc:  # every failure must end in results.json
+        traceback.print_exc()
+        results['status'] = 'error'
+        results['message'] = f'{type(exc).__name__}: {exc}'
+    results['wall_time_s'] = time.monotonic() - t_start
+    _write_json_atomic(workdir / RESULTS_FILE, results)
+    _log(f'aiida-superionic-mlip: {results["status"]} ({results["wall_time_s"]:.1f} s) {results["message"]}')
+    return results['status'], results
+
+
+def main(workdir: str | os.PathLike | None = None) -> int:
+    """Entry point: ``aiida-superionic-mlip [WORKDIR]`` (default: the current directory). Returns the exit code."""
+    if workdir is None:
+        args = sys.argv[1:]
+        if args and args[0] in ('-h', '--help'):
+            print(__doc__)
+            return 0
+        workdir = args[0] if args else '.'
+    status, _ = run(workdir)
+    return EXIT_CODES.get(status, 3)
+
+
+# ------------------------------------------------------------------------------------- output helpers
+
+
+def read_md_output(workdir: str | os.PathLike) -> dict:
+    """Read one md segment: ``{'meta', 'positions' (n,N,3) float32, 'velocities' (n,N,3), 'steps' (n,)}``.
+
+    A partially written last frame (the run was killed while writing it) is dropped.
+    """
+    workdir = Path(workdir)
+    meta = json.loads((workdir / TRAJECTORY_META_FILE).read_text())
+    n_atoms = int(meta['n_atoms'])
+    path = workdir / TRAJECTORY_FILE
+    frame_floats = 2 * n_atoms * 3
+    size = path.stat().st_size if path.is_file() else 0
+    n_frames = size // (4 * frame_floats)
+    data = np.fromfile(path, dtype='<f4', count=n_frames * frame_floats) if n_frames else np.zeros(0, '<f4')
+    data = data.reshape(n_frames, 2 * n_atoms, 3)
+    steps = int(meta['first_step']) + int(meta['frame_interval']) * np.arange(n_frames, dtype=np.int64)
+    return {
+        'meta': meta,
+        'positions': data[:, :n_atoms],
+        'velocities': data[:, n_atoms:],
+        'steps': steps,
+    }
+
+
+def stitch_segments(segments: list[dict], restart_steps: list[int | None]):
+    """Join md segments into one trajectory: ``(positions, velocities, steps)``.
+
+    ``segments`` are :func:`read_md_output` dicts in order. ``restart_steps[i]`` is the global step from
+    which ``segments[i + 1]`` restarted (the ``step`` in the ``restart.npz`` it was given), so only frames of
+    segment ``i`` with ``step <= restart_steps[i]`` are kept: frames a killed segment wrote after its last
+    checkpoint are not part of the continued trajectory. The last entry (no successor) may be ``None`` or
+    omitted; ``None`` anywhere means keep every frame of that segment.
+    """
+    restart_steps = list(restart_steps)
+    if len(restart_steps) == len(segments) - 1:
+        restart_steps.append(None)
+    if len(restart_steps) != len(segments):
+        raise ValueError('need one restart step per segment (or one fewer)')
+    positions, velocities, steps = [], [], []
+    last = -1
+    for segment, cut in zip(segments, restart_steps, strict=True):
+        seg_steps = np.asarray(segment['steps'])
+        keep = seg_steps > last
+        if cut is not None:
+            keep &= seg_steps <= int(cut)
+        positions.append(np.asarray(segment['positions'])[keep])
+        velocities.append(np.asarray(segment['velocities'])[keep])
+        steps.append(seg_steps[keep])
+        if keep.any():
+            last = int(seg_steps[keep].max())
+    if not segments:
+        return np.zeros((0, 0, 3), np.float32), np.zeros((0, 0, 3), np.float32), np.zeros(0, np.int64)
+    return np.concatenate(positions), np.concatenate(velocities), np.concatenate(steps)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""``superionic.mlip.base``: the MLIP CalcJob with restarts (BaseRestartWorkChain style).
+
+Handlers: an MD segment that was killed or reached its wall time continues from its last checkpoint
+(positions + velocities + thermostat state) and the segments are stitched into one trajectory; an MD
+run that blew up restarts from scratch with half the time step; a relaxation that did not converge
+continues from its last structure.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
+
+from ...calculations.functions import stitch_trajectories
+from ...data import MDTrajectoryData
+from .calculation import MlipCalculation
+
+#: Smallest MD time step the unstable-run handler will go down to, fs.
+MIN_TIMESTEP_FS = 0.25
+
+
+class MlipBaseWorkChain(BaseRestartWorkChain):
+    """Run ``superionic.mlip`` until it succeeds or the handlers give up."""
+
+    _process_class = MlipCalculation
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(MlipCalculation, namespace='mlip')
+        spec.outline(
+            cls.setup,
+            while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
+            cls.results,
+        )
+        spec.output('results', valid_type=orm.Dict)
+        spec.output('structure', valid_type=orm.StructureData, required=False)
+        spec.output('elastic_tensor', valid_type=orm.ArrayData, required=False)
+        spec.output('phonon', valid_type=orm.Dict, required=False)
+        spec.output('force_constants', valid_type=orm.ArrayData, required=False)
+        spec.output('vacancy', valid_type=orm.Dict, required=False)
+        spec.output('trajectory', valid_type=MDTrajectoryData, required=False)
+        spec.exit_code(
+            350, 'ERROR_MD_GAVE_UP', message='the MD run stays unstable down to a {timestep} fs time step'
+        )
+        spec.exit_code(351, 'ERROR_STITCHING', message='the MD segments could not be stitched: {message}')
+
+    def setup(self):
+        super().setup()
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(MlipCalculation, 'mlip'))
+        self.ctx.segments = []
+
+    def _task(self) -> str:
+        return self.ctx.inputs.parameters['task']
+
+    def results(self):
+        node = self.ctx.children[self.ctx.iteration - 1]
+        if self._task() != 'md':
+            return super().results()
+        if not node.is_finished_ok:
+            return super().results()
+        segments = [*self.ctx.segments, node.outputs.trajectory]
+        if len(segments) == 1:
+            trajectory = segments[0]
+        else:
+            try:
+                trajectory = stitch_trajectories(
+                    **{f'segment_{i:03d}': seg for i, seg in enumerate(segments)}
+                )
+            except Exception as exc:  # the calcfunction raised: report it as an exit code
+                return self.exit_codes.ERROR_STITCHING.format(message=str(exc))
+        self.out('trajectory', trajectory)
+        self.out('results', node.outputs.results)
+        self.report(f'MD finished: {trajectory.n_frames} frames from {len(segments)} segment(s)')
+
+    @process_handler(
+        priority=600,
+        exit_codes=[
+            MlipCalculation.exit_codes.ERROR_MD_INCOMPLETE,
+            MlipCalculation.exit_codes.ERROR_WALLTIME,
+        ],
+    )
+    def handle_md_interrupted(self, node):
+        """Continue an interrupted MD segment from its last checkpoint."""
+        if 'trajectory' in node.outputs:
+            self.ctx.segments.append(node.outputs.trajectory)
+        self.ctx.inputs.restart = node.outputs.restart
+        self.report(
+            f'{node.process_label}<{node.pk}> stopped at step {node.outputs.results["restart_step"]}: continuing'
+        )
+        return ProcessHandlerReport(do_break=True)
+
+    @process_handler(priority=590, exit_codes=MlipCalculation.exit_codes.ERROR_MD_UNSTABLE)
+    def handle_md_unstable(self, node):
+        """Start the MD again with half the time step (and the same number of picoseconds)."""
+        params = self.ctx.inputs.parameters.get_dict()
+        settings = params['settings']
+        dt = float(settings.get('timestep_fs', 2.0))
+        if dt / 2 < MIN_TIMESTEP_FS:
+            return ProcessHandlerReport(True, self.exit_codes.ERROR_MD_GAVE_UP.format(timestep=dt))
+        settings['timestep_fs'] = dt / 2
+        settings['n_steps'] = int(settings['n_steps']) * 2
+        settings['frame_interval'] = int(settings.get('frame_interval', 1)) * 2
+        self.ctx.inputs.parameters = orm.Dict(params)
+        self.ctx.inputs.pop('restart', None)
+        self.ctx.segments = []
+        self.report(f'{node.process_label}<{node.pk}> blew up: restarting with a {dt / 2:g} fs time step')
+        return ProcessHandlerReport(do_break=True)
+
+    @process_handler(priority=580, exit_codes=MlipCalculation.exit_codes.ERROR_RELAX_NOT_CONVERGED)
+    def handle_relax_unconverged(self, node):
+        """Continue the relaxation from its last structure."""
+        self.ctx.inputs.structure = node.outputs.structure
+        self.report(f'{node.process_label}<{node.pk}> did not converge: continuing from its last structure')
+        return ProcessHandlerReport(do_break=True)

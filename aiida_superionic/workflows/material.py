@@ -1,0 +1,103 @@
+"""``superionic.material``: one material through the whole paper — relax, elastic, Γ phonons, vacancy
+energy, NVT MD at several temperatures (stoichiometric and with mobile-ion vacancies) — ending with the
+material's descriptor records."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain
+
+from ..calculations.functions import collect_dft_part
+from .md import MDWorkChain
+from .steps import ElasticWorkChain, PhononGammaWorkChain, RelaxWorkChain, VacancyWorkChain, engine_settings
+
+
+class MaterialWorkChain(WorkChain):
+    """The top-level work chain behind ``aiida-superionic submit``."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('structure', valid_type=orm.StructureData, help='The crystal as given by the user.')
+        spec.input('mobile', valid_type=orm.Str, help='The mobile species.')
+        spec.expose_inputs(RelaxWorkChain, exclude=('structure',))
+        spec.input('temperatures', valid_type=orm.List, required=False, help='MD temperatures (K).')
+        spec.input('label', valid_type=orm.Str, required=False, help='Material label of the records.')
+        spec.outline(cls.relax, cls.properties, cls.molecular_dynamics, cls.results)
+        spec.output('relaxed_structure', valid_type=orm.StructureData)
+        spec.output('elastic_descriptors', valid_type=orm.Dict, required=False)
+        spec.output('phonon', valid_type=orm.Dict)
+        spec.output('vacancy', valid_type=orm.Dict)
+        spec.output_namespace('records', valid_type=orm.Dict, dynamic=True)
+        spec.output_namespace('arrhenius', valid_type=orm.Dict, dynamic=True, required=False)
+        spec.exit_code(401, 'ERROR_RELAX_FAILED', message='the relaxation failed: {message}')
+        spec.exit_code(402, 'ERROR_STEP_FAILED', message='the {step} step failed: {message}')
+        spec.exit_code(403, 'ERROR_MD_FAILED', message='the MD work chain failed: {message}')
+
+    def _engine_inputs(self):
+        return self.exposed_inputs(RelaxWorkChain)
+
+    def relax(self):
+        self.report(
+            f'relaxing {self.inputs.structure.get_formula()} with the {self.inputs.engine.value} engine'
+        )
+        return ToContext(
+            relax=self.submit(RelaxWorkChain, structure=self.inputs.structure, **self._engine_inputs())
+        )
+
+    def properties(self):
+        relax = self.ctx.relax
+        if not relax.is_finished_ok:
+            return self.exit_codes.ERROR_RELAX_FAILED.format(
+                message=relax.exit_message or relax.process_state.value
+            )
+        structure = relax.outputs.structure
+        self.out('relaxed_structure', structure)
+        common = {'structure': structure, **self._engine_inputs()}
+        return ToContext(
+            elastic=self.submit(ElasticWorkChain, **common),
+            phonon=self.submit(PhononGammaWorkChain, **common),
+            vacancy=self.submit(VacancyWorkChain, mobile=self.inputs.mobile, **common),
+        )
+
+    def molecular_dynamics(self):
+        parts = {}
+        elastic = self.ctx.elastic
+        if elastic.is_finished_ok:
+            self.out('elastic_descriptors', elastic.outputs.elastic_descriptors)
+            parts['elastic'] = elastic.outputs.elastic_descriptors
+        elif elastic.exit_status == ElasticWorkChain.exit_codes.ERROR_MECHANICALLY_UNSTABLE.status:
+            self.report(f'no elastic descriptors: {elastic.exit_message}')  # a real finding, not a crash
+        else:
+            return self.exit_codes.ERROR_STEP_FAILED.format(step='elastic', message=elastic.exit_message)
+        for step in ('phonon', 'vacancy'):
+            node = self.ctx[step]
+            if not node.is_finished_ok:
+                return self.exit_codes.ERROR_STEP_FAILED.format(step=step, message=node.exit_message)
+            self.out(step, node.outputs[step])
+        parts['phonon'] = self.ctx.phonon.outputs.phonon
+        engine, _ = engine_settings(self)
+        parts['dft'] = collect_dft_part(
+            orm.Dict(engine.unavailable()), vacancy=self.ctx.vacancy.outputs.vacancy
+        )
+        inputs = {
+            'structure': self.outputs['relaxed_structure'],
+            'mobile': self.inputs.mobile,
+            'parts': parts,
+            **self._engine_inputs(),
+        }
+        for name in ('temperatures', 'label'):
+            if name in self.inputs:
+                inputs[name] = self.inputs[name]
+        return ToContext(md=self.submit(MDWorkChain, **inputs))
+
+    def results(self):
+        md = self.ctx.md
+        if not md.is_finished_ok:
+            return self.exit_codes.ERROR_MD_FAILED.format(message=md.exit_message or md.process_state.value)
+        for key, record in md.outputs.records.items():
+            self.out(f'records.{key}', record)
+        if 'arrhenius' in md.outputs:
+            for key, fit in md.outputs.arrhenius.items():
+                self.out(f'arrhenius.{key}', fit)
+        self.report(f'done: {len(md.outputs.records)} descriptor records')

@@ -1,0 +1,136 @@
+"""Engine-neutral step work chains: ``superionic.relax``, ``.elastic``, ``.phonon_gamma``, ``.vacancy``.
+
+Each asks the engine named by its ``engine`` input for a process builder, runs it and exposes the
+contract's outputs (:mod:`aiida_superionic.engines.contract`); none of them branches on the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain
+
+from ..calculations.functions import compute_elastic_descriptors
+from ..engines.contract import get_engine
+from ..exceptions import InputError
+
+
+def define_engine_inputs(spec) -> None:
+    """The inputs every engine-driven work chain takes."""
+    spec.input(
+        'code', valid_type=orm.AbstractCode, help='The engine code (mlip@localhost for the MLIP engine).'
+    )
+    spec.input('engine', valid_type=orm.Str, default=lambda: orm.Str('mlip'), help='mlip (or vasp).')
+    spec.input(
+        'protocol', valid_type=orm.Str, default=lambda: orm.Str('moderate'), help='fast, moderate or precise.'
+    )
+    spec.input('overrides', valid_type=orm.Dict, required=False, help='Deltas on the protocol.')
+
+
+def engine_settings(workchain) -> tuple[Any, dict[str, Any]]:
+    inputs = workchain.inputs
+    engine = get_engine(inputs.engine.value)
+    overrides = inputs.overrides.get_dict() if 'overrides' in inputs else None
+    return engine, engine.protocol(inputs.protocol.value, overrides)
+
+
+class EngineStepWorkChain(WorkChain):
+    """Base of the step work chains: one engine process for ``_step``."""
+
+    _step = ''
+    _outputs: tuple[str, ...] = ()
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('structure', valid_type=orm.StructureData)
+        define_engine_inputs(spec)
+        spec.outline(cls.run_engine, cls.results)
+        spec.output('results', valid_type=orm.Dict, required=False)
+        spec.exit_code(400, 'ERROR_ENGINE_FAILED', message='the {step} step of the engine failed: {message}')
+
+    def step_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def run_engine(self):
+        engine, settings = engine_settings(self)
+        builder = engine.get_builder(
+            self._step, self.inputs.structure, self.inputs.code, settings, **self.step_kwargs()
+        )
+        return ToContext(child=self.submit(builder))
+
+    def results(self):
+        child = self.ctx.child
+        if not child.is_finished_ok:
+            return self.exit_codes.ERROR_ENGINE_FAILED.format(
+                step=self._step, message=child.exit_message or child.process_state.value
+            )
+        for name in (*self._outputs, 'results'):
+            if name in child.outputs:
+                self.out(name, child.outputs[name])
+        return self.post_process()
+
+    def post_process(self):
+        return None
+
+
+class RelaxWorkChain(EngineStepWorkChain):
+    """Relax positions and cell (force/stress thresholds from the protocol)."""
+
+    _step = 'relax'
+    _outputs = ('structure',)
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.output('structure', valid_type=orm.StructureData, help='The relaxed crystal.')
+
+
+class ElasticWorkChain(EngineStepWorkChain):
+    """Elastic tensor from strained cells, then the 13 mechanical-elastic descriptors."""
+
+    _step = 'elastic'
+    _outputs = ('elastic_tensor',)
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.output('elastic_tensor', valid_type=orm.ArrayData, help='Array voigt_GPa (6x6, GPa).')
+        spec.output('elastic_descriptors', valid_type=orm.Dict, help='The 13 M-E descriptors.')
+        spec.exit_code(410, 'ERROR_MECHANICALLY_UNSTABLE', message='{message}')
+
+    def post_process(self):
+        try:
+            descriptors = compute_elastic_descriptors(self.outputs['elastic_tensor'], self.inputs.structure)
+        except InputError as exc:
+            return self.exit_codes.ERROR_MECHANICALLY_UNSTABLE.format(message=str(exc))
+        self.out('elastic_descriptors', descriptors)
+
+
+class PhononGammaWorkChain(EngineStepWorkChain):
+    """Γ-point phonons (finite displacements on a supercell): the lowest optical mode Γ."""
+
+    _step = 'phonon_gamma'
+    _outputs = ('phonon',)
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.output('phonon', valid_type=orm.Dict, help='gamma_mode_meV, frequencies_meV.')
+
+
+class VacancyWorkChain(EngineStepWorkChain):
+    """Formation energy of a vacancy of the mobile ion (reference chemical potential in the output)."""
+
+    _step = 'vacancy'
+    _outputs = ('vacancy',)
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('mobile', valid_type=orm.Str, help='The mobile species.')
+        spec.output('vacancy', valid_type=orm.Dict, help='E_vac_eV, mu_eV, mu_reference.')
+
+    def step_kwargs(self) -> dict[str, Any]:
+        return {'mobile': self.inputs.mobile.value}

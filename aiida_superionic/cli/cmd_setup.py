@@ -78,6 +78,40 @@ def create_production_profile(profile_name: str, host: str, port: int, admin: st
         raise InputError(f'verdi profile setup failed: {last[0]}')
 
 
+#: Label of the MLIP runner code that `setup` creates on the local computer.
+MLIP_CODE_LABEL = 'mlip'
+
+
+def ensure_mlip_code(computer) -> None:
+    """``mlip@<computer>``: the ``aiida-superionic-mlip`` runner of this Python environment."""
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    runner = Path(sys.executable).with_name('aiida-superionic-mlip')
+    try:
+        code = orm.load_code(f'{MLIP_CODE_LABEL}@{computer.label}')
+    except (NotExistent, MultipleObjectsError):
+        code = None
+    if code is not None:
+        click.echo(f'code: {code.full_label!r} exists ({code.get_executable()})')
+        return
+    if not runner.exists():
+        raise InputError(
+            f'the MLIP runner {runner} is missing: reinstall aiida-superionic in this environment'
+        )
+    code = orm.InstalledCode(
+        label=MLIP_CODE_LABEL,
+        computer=computer,
+        filepath_executable=str(runner),
+        default_calc_job_plugin='superionic.mlip',
+        description='aiida-superionic MLIP runner (ASE + CHGNet 0.3.0 / SevenNet-0)',
+        # one thread per job: the material work chain runs several jobs at once, and torch threads
+        # oversubscribing the cores made them several times slower (measured on 2 cores)
+        prepend_text='export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1',
+    ).store()
+    click.echo(f'code: {code.full_label!r} created ({runner})')
+
+
 def _verdi() -> str:
     candidate = Path(sys.executable).with_name('verdi')
     return str(candidate) if candidate.exists() else 'verdi'
@@ -189,6 +223,8 @@ def cmd_setup(
     if not computer.is_user_configured(orm.User.collection.get_default()):
         computer.configure(safe_interval=0.0)
         click.echo(f'computer: {computer_label!r} configured for the default user')
+
+    ensure_mlip_code(computer)
 
     cfg = reload_config()
     enabled = list(cfg.get_option('caching.enabled_for', scope=profile.name) or [])

@@ -36,10 +36,10 @@ def engine_settings(workchain) -> tuple[Any, dict[str, Any]]:
 
 
 class EngineStepWorkChain(WorkChain):
-    """Base of the step work chains: one engine process for ``_step``."""
+    """Base of the step work chains: one engine process for ``_engine_step``."""
 
-    _step = ''
-    _outputs: tuple[str, ...] = ()
+    _engine_step = ''
+    _contract_outputs: tuple[str, ...] = ()
 
     @classmethod
     def define(cls, spec):
@@ -56,7 +56,7 @@ class EngineStepWorkChain(WorkChain):
     def run_engine(self):
         engine, settings = engine_settings(self)
         builder = engine.get_builder(
-            self._step, self.inputs.structure, self.inputs.code, settings, **self.step_kwargs()
+            self._engine_step, self.inputs.structure, self.inputs.code, settings, **self.step_kwargs()
         )
         return ToContext(child=self.submit(builder))
 
@@ -64,9 +64,9 @@ class EngineStepWorkChain(WorkChain):
         child = self.ctx.child
         if not child.is_finished_ok:
             return self.exit_codes.ERROR_ENGINE_FAILED.format(
-                step=self._step, message=child.exit_message or child.process_state.value
+                step=self._engine_step, message=child.exit_message or child.process_state.value
             )
-        for name in (*self._outputs, 'results'):
+        for name in (*self._contract_outputs, 'results'):
             if name in child.outputs:
                 self.out(name, child.outputs[name])
         return self.post_process()
@@ -78,8 +78,8 @@ class EngineStepWorkChain(WorkChain):
 class RelaxWorkChain(EngineStepWorkChain):
     """Relax positions and cell (force/stress thresholds from the protocol)."""
 
-    _step = 'relax'
-    _outputs = ('structure',)
+    _engine_step = 'relax'
+    _contract_outputs = ('structure',)
 
     @classmethod
     def define(cls, spec):
@@ -90,8 +90,8 @@ class RelaxWorkChain(EngineStepWorkChain):
 class ElasticWorkChain(EngineStepWorkChain):
     """Elastic tensor from strained cells, then the 13 mechanical-elastic descriptors."""
 
-    _step = 'elastic'
-    _outputs = ('elastic_tensor',)
+    _engine_step = 'elastic'
+    _contract_outputs = ('elastic_tensor',)
 
     @classmethod
     def define(cls, spec):
@@ -111,8 +111,8 @@ class ElasticWorkChain(EngineStepWorkChain):
 class PhononGammaWorkChain(EngineStepWorkChain):
     """Γ-point phonons (finite displacements on a supercell): the lowest optical mode Γ."""
 
-    _step = 'phonon_gamma'
-    _outputs = ('phonon',)
+    _engine_step = 'phonon_gamma'
+    _contract_outputs = ('phonon',)
 
     @classmethod
     def define(cls, spec):
@@ -123,8 +123,8 @@ class PhononGammaWorkChain(EngineStepWorkChain):
 class VacancyWorkChain(EngineStepWorkChain):
     """Formation energy of a vacancy of the mobile ion (reference chemical potential in the output)."""
 
-    _step = 'vacancy'
-    _outputs = ('vacancy',)
+    _engine_step = 'vacancy'
+    _contract_outputs = ('vacancy',)
 
     @classmethod
     def define(cls, spec):

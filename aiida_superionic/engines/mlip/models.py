@@ -71,9 +71,16 @@ class FastCHGNetCalculator(Calculator):
     def calculate(self, atoms=None, properties=None, system_changes=all_changes):
         properties = list(properties or ('energy', 'forces'))
         super().calculate(atoms, properties, system_changes)
-        from pymatgen.io.ase import AseAtomsAdaptor
+        from pymatgen.core import Lattice, Structure
 
-        structure = AseAtomsAdaptor.get_structure(self.atoms)
+        # Direct conversion (what AseAtomsAdaptor does for the fields CHGNet reads, without its warning about
+        # ASE constraints such as FixCom); coordinates are not wrapped.
+        structure = Structure(
+            Lattice(np.asarray(self.atoms.cell)),
+            self.atoms.numbers,
+            self.atoms.positions,
+            coords_are_cartesian=True,
+        )
         graph = self.model.graph_converter(structure)
         task = 'efs' if self.always_stress or 'stress' in properties else 'ef'
         prediction = self.model.predict_graph(graph.to(self.device), task=task)

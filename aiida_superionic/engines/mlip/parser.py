@@ -55,8 +55,12 @@ class MlipParser(Parser):
             if status == 'unconverged':
                 return self.exit_codes.ERROR_RELAX_NOT_CONVERGED.format(message=results.get('message', ''))
         elif task == 'elastic':
+            # A finite-difference fit is symmetric only to its noise: keep the symmetric part (the
+            # physical tensor) and record how large the antisymmetric part was.
+            voigt = np.array(results['voigt_GPa'], dtype=float)
             tensor = orm.ArrayData()
-            tensor.set_array('voigt_GPa', np.array(results['voigt_GPa'], dtype=float))
+            tensor.set_array('voigt_GPa', (voigt + voigt.T) / 2)
+            tensor.base.attributes.set('max_asymmetry_GPa', float(np.max(np.abs(voigt - voigt.T)) / 2))
             self.out('elastic_tensor', tensor)
         elif task == 'phonon_gamma':
             keys = (

@@ -378,11 +378,19 @@ def task_phonon_gamma(atoms, settings: dict, ctx: Context):
         phonon.save(str(ctx.workdir / PHONOPY_FILE), settings={'force_constants': True})
     except Exception as exc:  # the yaml is a convenience only
         _log(f'phonon_gamma: could not write {PHONOPY_FILE}: {exc}')
-    frequencies = np.sort(np.asarray(phonon.get_frequencies([0.0, 0.0, 0.0])) * THZ_TO_MEV)
+    qpoints = phonon.run_qpoints([[0.0, 0.0, 0.0]])  # phonopy >= 4 returns the result, older ones None
+    gamma = qpoints.frequencies[0] if qpoints is not None else phonon.get_qpoints_dict()['frequencies'][0]
+    frequencies = np.sort(np.asarray(gamma) * THZ_TO_MEV)
+    # The acoustic modes are the three closest to zero (not the three lowest: a structure with soft,
+    # imaginary optical modes has them below the acoustic ones); Γ is the lowest of the others,
+    # negative when imaginary (a dynamically unstable structure).
+    acoustic = np.sort(np.argsort(np.abs(frequencies))[:3])
+    optical = np.delete(frequencies, acoustic)
     results = {
         'frequencies_meV': frequencies,
-        'acoustic_meV': frequencies[:3],
-        'gamma_mode_meV': float(frequencies[3]) if len(frequencies) > 3 else None,
+        'acoustic_meV': frequencies[acoustic],
+        'gamma_mode_meV': float(optical.min()) if len(optical) else None,
+        'n_imaginary_optical': int(np.sum(optical < -0.5)),
         'supercell_matrix': supercell_matrix,
         'n_displacements': len(displaced),
         'n_atoms_supercell': len(phonon.supercell),
@@ -515,7 +523,12 @@ def task_md(atoms, settings: dict, ctx: Context):
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary
+
+    try:  # ASE >= 3.29 (same Maxwell-Boltzmann draw; MaxwellBoltzmannDistribution is deprecated there)
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:  # pragma: no cover - older ASE
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
     s = _settings(settings, MD_DEFAULTS, required=('temperature_K', 'n_steps'))
     temperature = float(s['temperature_K'])
@@ -561,7 +574,7 @@ def task_md(atoms, settings: dict, ctx: Context):
         _log(f'md: restarting from step {start_step} of {n_steps}')
     else:
         start_step = 0
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed_mb))
+        thermalize_momenta(atoms, temperature_K=temperature, rng=np.random.default_rng(seed_mb))
         Stationary(atoms)
         _log(f'md: fresh start at {temperature:g} K, seed {ctx.seed}')
 
@@ -822,26 +835,21 @@ def stitch_segments(segments: list[dict], restart_steps: list[int | None]):
     checkpoint are not part of the continued trajectory. The last entry (no successor) may be ``None`` or
     omitted; ``None`` anywhere means keep every frame of that segment.
     """
+    from ...io.stitch import stitch_frames
+
     restart_steps = list(restart_steps)
     if len(restart_steps) == len(segments) - 1:
         restart_steps.append(None)
     if len(restart_steps) != len(segments):
         raise ValueError('need one restart step per segment (or one fewer)')
-    positions, velocities, steps = [], [], []
-    last = -1
-    for segment, cut in zip(segments, restart_steps, strict=True):
-        seg_steps = np.asarray(segment['steps'])
-        keep = seg_steps > last
-        if cut is not None:
-            keep &= seg_steps <= int(cut)
-        positions.append(np.asarray(segment['positions'])[keep])
-        velocities.append(np.asarray(segment['velocities'])[keep])
-        steps.append(seg_steps[keep])
-        if keep.any():
-            last = int(seg_steps[keep].max())
     if not segments:
         return np.zeros((0, 0, 3), np.float32), np.zeros((0, 0, 3), np.float32), np.zeros(0, np.int64)
-    return np.concatenate(positions), np.concatenate(velocities), np.concatenate(steps)
+    steps, (positions, velocities) = stitch_frames(
+        [seg['steps'] for seg in segments],
+        [None, *restart_steps[:-1]],
+        [[seg['positions'], seg['velocities']] for seg in segments],
+    )
+    return positions, velocities, steps
 
 
 if __name__ == '__main__':

@@ -56,10 +56,13 @@ class MlipBaseWorkChain(BaseRestartWorkChain):
 
     def results(self):
         node = self.ctx.children[self.ctx.iteration - 1]
-        if self._task() != 'md':
-            return super().results()
         if not node.is_finished_ok:
-            return super().results()
+            return super().results()  # reports the failure and returns the right exit code
+        if self._task() != 'md':
+            for name in ('results', 'structure', 'elastic_tensor', 'phonon', 'force_constants', 'vacancy'):
+                if name in node.outputs:
+                    self.out(name, node.outputs[name])
+            return None
         segments = [*self.ctx.segments, node.outputs.trajectory]
         if len(segments) == 1:
             trajectory = segments[0]
@@ -73,6 +76,7 @@ class MlipBaseWorkChain(BaseRestartWorkChain):
         self.out('trajectory', trajectory)
         self.out('results', node.outputs.results)
         self.report(f'MD finished: {trajectory.n_frames} frames from {len(segments)} segment(s)')
+        return None
 
     @process_handler(
         priority=600,

@@ -1,0 +1,149 @@
+"""``aiida-superionic submit``: one material through the whole paper with an engine."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from ..exceptions import InputError
+from .root import cmd_root
+
+
+def read_structure(path: Path):
+    """A pymatgen Structure from CIF, POSCAR or anything pymatgen/ASE read; one clear error otherwise."""
+    from pymatgen.core import Structure
+
+    if not path.is_file():
+        raise InputError(f'no such structure file: {path}')
+    try:
+        structure = Structure.from_file(str(path))
+    except Exception as exc:  # pymatgen raises many types for unreadable files
+        try:
+            import ase.io
+            from pymatgen.io.ase import AseAtomsAdaptor
+
+            structure = AseAtomsAdaptor.get_structure(ase.io.read(path))
+        except Exception:
+            raise InputError(f'cannot read the structure {path.name}: {type(exc).__name__}: {exc}') from None
+    if len(structure) == 0:
+        raise InputError(f'the structure {path.name} has no atoms')
+    if not structure.is_ordered:
+        raise InputError(
+            f'the structure {path.name} has partial occupancies: order it first (one atom per site)'
+        )
+    distances = structure.distance_matrix
+    if len(structure) > 1:
+        closest = float(
+            min(distances[i, j] for i in range(len(structure)) for j in range(i + 1, len(structure)))
+        )
+        if closest < 0.5:
+            raise InputError(f'the structure {path.name} has overlapping atoms ({closest:.2f} Å apart)')
+    return structure
+
+
+@cmd_root.command('submit')
+@click.argument('structure_file', metavar='STRUCTURE', type=click.Path(dir_okay=False, path_type=Path))
+@click.option('-m', '--mobile', required=True, help='The mobile species (e.g. Li).')
+@click.option(
+    '-T',
+    '--temperatures',
+    type=float,
+    multiple=True,
+    help="MD temperatures in K (repeat, or space-separated after one -T). Default: the protocol's.",
+)
+@click.option(
+    '-e', '--engine', default='mlip', show_default=True, type=click.Choice(['mlip']), help='Engine.'
+)
+@click.option(
+    '-P',
+    '--protocol',
+    default='moderate',
+    show_default=True,
+    type=click.Choice(['fast', 'moderate', 'precise']),
+    help='Protocol.',
+)
+@click.option(
+    '-c', '--code', 'code_label', default='mlip@localhost', show_default=True, help='The engine code.'
+)
+@click.option('-l', '--label', help='Material label of the records (default: the formula).')
+@click.option(
+    '-d', '--daemon', is_flag=True, help='Submit to the daemon and print the PK instead of running here.'
+)
+@click.pass_context
+def cmd_submit(
+    ctx: click.Context,
+    structure_file: Path,
+    mobile: str,
+    temperatures: tuple[float, ...],
+    engine: str,
+    protocol: str,
+    code_label: str,
+    label: str | None,
+    daemon: bool,
+) -> None:
+    """Run STRUCTURE (CIF, POSCAR, ...) through relax, elastic, Γ phonons, vacancy energy and NVT MD at
+    several temperatures (stoichiometric and with mobile-ion vacancies), ending with its descriptor
+    records. Runs here with progress by default; --daemon submits instead (see `verdi process list`)."""
+    from .cmd_import import check_daemon
+    from .profile import load_profile
+
+    structure = read_structure(structure_file)
+    if mobile not in {el.symbol for el in structure.composition.elements}:
+        raise InputError(
+            f'mobile species {mobile!r} not in structure {structure.composition.reduced_formula}'
+        )
+    for t in temperatures:
+        if not (math.isfinite(t) and 0 < t < 5000):
+            raise InputError(f'temperatures must be between 0 and 5000 K, got {t:g}')
+    profile = load_profile(ctx)
+
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    try:
+        code = orm.load_code(code_label)
+    except (NotExistent, MultipleObjectsError, ValueError):
+        raise InputError(
+            f'no code {code_label!r}: run `aiida-superionic setup` (creates mlip@localhost) or pass --code'
+        ) from None
+    if daemon:
+        check_daemon(profile)
+
+    from aiida.engine import run_get_node, submit
+
+    from ..workflows.material import MaterialWorkChain
+    from .cmd_show import format_records
+
+    inputs = {
+        'structure': orm.StructureData(pymatgen=structure),
+        'mobile': orm.Str(mobile),
+        'code': code,
+        'engine': orm.Str(engine),
+        'protocol': orm.Str(protocol),
+        'metadata': {'label': label or structure.composition.reduced_formula},
+    }
+    if temperatures:
+        inputs['temperatures'] = orm.List(sorted(temperatures))
+    if label:
+        inputs['label'] = orm.Str(label)
+    if daemon:
+        node = submit(MaterialWorkChain, **inputs)
+        click.echo(
+            f'submitted MaterialWorkChain<{node.pk}> to the daemon of profile {profile.name}; '
+            f'follow it with `verdi process status {node.pk}`'
+        )
+        return
+    click.echo(
+        f'running {structure.composition.reduced_formula} ({len(structure)} atoms) with the {engine} engine, '
+        f'protocol {protocol}, in profile {profile.name}'
+    )
+    outputs, node = run_get_node(MaterialWorkChain, **inputs)
+    if not node.is_finished_ok:
+        raise InputError(
+            f'MaterialWorkChain<{node.pk}> failed: {node.exit_message or node.process_state.value}'
+        )
+    records = [outputs['records'][k] for k in sorted(outputs['records'])]
+    click.echo(format_records(records))
+    click.echo(f'done: MaterialWorkChain<{node.pk}>, {len(records)} records')

@@ -58,6 +58,8 @@ class MlipEngine(Engine):
                     'tdamp_fs',
                     'checkpoint_every',
                     'max_temperature_factor',
+                    'segment_steps',
+                    'walltime_s',
                 )
                 if k in md
             }

@@ -499,6 +499,7 @@ MD_DEFAULTS = {
     'friction_per_fs': 0.01,
     'checkpoint_every': 10,
     'walltime_s': None,
+    'segment_steps': None,
     'max_temperature_factor': 5.0,
     'log_interval': 100,
 }
@@ -544,6 +545,9 @@ def task_md(atoms, settings: dict, ctx: Context):
     if interval < 1 or n_steps < 0 or timestep <= 0 or temperature <= 0:
         raise TaskError('md: need frame_interval >= 1, n_steps >= 0, timestep_fs > 0, temperature_K > 0')
     walltime = None if s['walltime_s'] is None else float(s['walltime_s'])
+    # segment_steps: run at most this many steps, then stop like a wall-time stop (restart.npz at that
+    # step, status 'walltime') -- chunks a long run into queue-sized segments, deterministically
+    segment_steps = None if s['segment_steps'] is None else int(s['segment_steps'])
     factor = float(s['max_temperature_factor'])
     masses = atoms.get_masses()
     n_atoms = len(atoms)
@@ -676,6 +680,12 @@ def task_md(atoms, settings: dict, ctx: Context):
         energies.append(conserved())
         times.append(step * timestep)
         while step < n_steps:
+            if segment_steps is not None and step - start_step >= segment_steps:
+                status, message = (
+                    'walltime',
+                    f'stopped at step {step}: segment_steps = {segment_steps} reached',
+                )
+                break
             if walltime is not None:
                 elapsed = time.monotonic() - ctx.t_start
                 per_step = float(np.mean(step_times[-20:])) if step_times else 0.0

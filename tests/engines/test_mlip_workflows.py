@@ -1,0 +1,145 @@
+"""The MLIP engine through AiiDA: CalcJob + parser + restart work chain + the material work chain,
+on the real CHGNet 0.3.0 potential (CPU), in-process on a temporary profile."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from ase.build import bulk
+
+from aiida_superionic.engines.contract import get_engine
+from aiida_superionic.engines.mlip.calculation import MlipCalculation
+from aiida_superionic.workflows.material import MaterialWorkChain
+
+RUNNER = Path(sys.executable).with_name('aiida-superionic-mlip')
+LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
+
+
+@pytest.fixture(scope='module')
+def mlip_code():
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        computer = orm.load_computer('localhost-test')
+    except NotExistent:
+        import tempfile
+
+        computer = orm.Computer(
+            label='localhost-test',
+            hostname='localhost',
+            transport_type='core.local',
+            scheduler_type='core.direct',
+            workdir=tempfile.mkdtemp(prefix='superionic-work-'),
+        ).store()
+        computer.set_minimum_job_poll_interval(0.0)
+        computer.configure(safe_interval=0.0)
+    return orm.InstalledCode(
+        label='mlip-test',
+        computer=computer,
+        filepath_executable=str(RUNNER),
+        default_calc_job_plugin='superionic.mlip',
+        prepend_text='export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1',
+    ).store()
+
+
+def _lif(a=4.2):
+    return orm.StructureData(ase=bulk('LiF', 'rocksalt', a=a))
+
+
+def test_relax_through_the_restart_workchain(mlip_code):
+    engine = get_engine('mlip')
+    builder = engine.get_builder('relax', _lif(), mlip_code, engine.protocol('fast'))
+    outputs, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    relaxed = outputs['structure'].get_pymatgen_structure()
+    a = relaxed.lattice.abc[0] * np.sqrt(2)  # primitive fcc vector -> cubic lattice constant
+    assert a == pytest.approx(4.03, rel=0.03)  # experiment 4.03 Å
+    calc = node.called[0]
+    assert isinstance(calc, orm.CalcJobNode) and calc.process_class is MlipCalculation
+    assert outputs['results']['converged'] is True
+
+
+def test_md_walltime_segments_are_continued_and_stitched(mlip_code):
+    """A walltime-limited MD run continues from its checkpoints; the stitched trajectory equals an
+    uninterrupted run of the same seed, frame for frame."""
+    engine = get_engine('mlip')
+    cell = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.08, cubic=True))
+    md = {'n_steps': 160, 'frame_interval': 4, 'timestep_fs': 2.0, 'checkpoint_every': 2}
+    reference, ref_node = run_get_node(
+        engine.get_builder(
+            'md', cell, mlip_code, engine.protocol('fast', {'md': md}), temperature_K=800, seed=7
+        )
+    )
+    assert ref_node.is_finished_ok, ref_node.exit_message
+    # segments of 50 steps: each stops like a wall-time stop (a checkpoint at that step, status walltime)
+    interrupted = engine.get_builder(
+        'md', cell, mlip_code, engine.protocol('fast', {'md': md}), temperature_K=800, seed=7
+    )
+    params = interrupted.mlip.parameters.get_dict()
+    params['settings']['segment_steps'] = 50
+    interrupted.mlip.parameters = orm.Dict(params)
+    interrupted.max_iterations = orm.Int(20)
+    outputs, node = run_get_node(interrupted)
+    assert node.is_finished_ok, node.exit_message
+    calcs = [c for c in node.called if isinstance(c, orm.CalcJobNode)]
+    assert len(calcs) == 4  # 50 + 50 + 50 + 10 steps
+    assert [c.exit_status for c in calcs[:-1]] == [401] * (len(calcs) - 1)
+    stitched = outputs['trajectory']
+    expected = reference['trajectory']
+    np.testing.assert_array_equal(stitched.get_array('steps'), np.arange(0, 161, 4))
+    np.testing.assert_allclose(stitched.get_positions(), expected.get_positions(), atol=1e-5)
+    np.testing.assert_allclose(stitched.get_velocities(), expected.get_velocities(), atol=1e-6)
+    assert stitched.creator.process_label == 'stitch_trajectories'
+
+
+def test_material_workchain_fast_protocol_li3n(mlip_code):
+    """The whole chain on the real potential: relax -> elastic, Γ phonons, vacancy -> MD at two
+    temperatures, stoichiometric and with Li vacancies -> descriptor records and Arrhenius fits."""
+    from pymatgen.core import Structure
+
+    structure = orm.StructureData(pymatgen=Structure.from_file(str(LI3N)))
+    outputs, node = run_get_node(
+        MaterialWorkChain,
+        structure=structure,
+        mobile=orm.Str('Li'),
+        code=mlip_code,
+        protocol=orm.Str('fast'),
+        label=orm.Str('Li3N'),
+    )
+    assert node.is_finished_ok, node.exit_message
+    records = outputs['records']
+    assert sorted(records) == [
+        'non_stoichiometric_T1500',
+        'non_stoichiometric_T900',
+        'stoichiometric_T1500',
+        'stoichiometric_T900',
+    ]
+    for key, record in records.items():
+        values = record['values']
+        assert record['material'] == 'Li3N' and record['engine'] == 'mlip'
+        assert record['stoichiometric'] == key.startswith('stoich')
+        assert values['B'] is not None and values['B'] > 0  # elastic step
+        assert values['E_vac'] is not None and values['E_vac'] > 0  # vacancy step
+        assert values['Gamma'] is not None  # phonon step
+        assert values['E_g'] is None and values['epsilon'] is None  # not available from an ML potential
+        assert values['SO'] == 24 and values['Sym'] == 'hexagonal'
+        assert values['C_v_all'] == pytest.approx(3.0, abs=0.2)  # near the classical limit at 900-1500 K
+    # relaxed lattice within a few % of experiment (a = 3.648, c = 3.875 Å)
+    a, _, c = outputs['relaxed_structure'].get_pymatgen_structure().lattice.abc
+    assert a == pytest.approx(3.648, rel=0.04) and c == pytest.approx(3.875, rel=0.04)
+    # the runs are seeded and single-threaded, hence reproducible: Li diffuses faster at 1500 K
+    d = {k: records[k]['values']['D'] for k in records}
+    assert d['non_stoichiometric_T1500'] > d['non_stoichiometric_T900'] > 0
+    phonon = outputs['phonon']
+    optical = np.delete(
+        np.array(phonon['frequencies_meV']), np.argsort(np.abs(phonon['frequencies_meV']))[:3]
+    )
+    assert phonon['gamma_mode_meV'] == pytest.approx(optical.min())
+    dft = records['stoichiometric_T900'].creator.inputs.dft
+    assert 'band_gap' in dft['not_available']
+    assert 'non_stoichiometric' in outputs['arrhenius']

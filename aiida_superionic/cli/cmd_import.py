@@ -11,6 +11,7 @@ import click
 from ..exceptions import InputError
 from .progress import StderrProgress
 from .root import cmd_root
+from .structures import read_structure
 
 
 def sha256_of(path: Path) -> str:
@@ -19,26 +20,6 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b''):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _read_structure(path: Path, mobile: str):
-    from pymatgen.core import Structure
-
-    try:
-        structure = Structure.from_file(str(path))
-    except Exception as exc:  # pymatgen raises many types for unreadable files
-        try:
-            import ase.io
-            from pymatgen.io.ase import AseAtomsAdaptor
-
-            structure = AseAtomsAdaptor.get_structure(ase.io.read(path))
-        except Exception:
-            raise InputError(f'cannot read the structure {path.name}: {type(exc).__name__}: {exc}') from None
-    if mobile not in {el.symbol for el in structure.composition.elements}:
-        raise InputError(
-            f'mobile species {mobile!r} not in structure {structure.composition.reduced_formula}'
-        )
-    return structure
 
 
 def check_daemon(profile) -> None:
@@ -198,7 +179,7 @@ def cmd_import_md(
         mobile,
         traj.velocities,
     )
-    structure = _read_structure(structure_file, mobile) if structure_file else None
+    structure = read_structure(structure_file, mobile) if structure_file else None
     if group_label is not None and not group_label.strip():
         raise InputError('--group must not be empty')
     if daemon:

@@ -9,38 +9,7 @@ import click
 
 from ..exceptions import InputError
 from .root import cmd_root
-
-
-def read_structure(path: Path):
-    """A pymatgen Structure from CIF, POSCAR or anything pymatgen/ASE read; one clear error otherwise."""
-    from pymatgen.core import Structure
-
-    if not path.is_file():
-        raise InputError(f'no such structure file: {path}')
-    try:
-        structure = Structure.from_file(str(path))
-    except Exception as exc:  # pymatgen raises many types for unreadable files
-        try:
-            import ase.io
-            from pymatgen.io.ase import AseAtomsAdaptor
-
-            structure = AseAtomsAdaptor.get_structure(ase.io.read(path))
-        except Exception:
-            raise InputError(f'cannot read the structure {path.name}: {type(exc).__name__}: {exc}') from None
-    if len(structure) == 0:
-        raise InputError(f'the structure {path.name} has no atoms')
-    if not structure.is_ordered:
-        raise InputError(
-            f'the structure {path.name} has partial occupancies: order it first (one atom per site)'
-        )
-    distances = structure.distance_matrix
-    if len(structure) > 1:
-        closest = float(
-            min(distances[i, j] for i in range(len(structure)) for j in range(i + 1, len(structure)))
-        )
-        if closest < 0.5:
-            raise InputError(f'the structure {path.name} has overlapping atoms ({closest:.2f} Å apart)')
-    return structure
+from .structures import read_structure
 
 
 @cmd_root.command('submit')

@@ -143,3 +143,35 @@ def test_material_workchain_fast_protocol_li3n(mlip_code):
     dft = records['stoichiometric_T900'].creator.inputs.dft
     assert 'band_gap' in dft['not_available']
     assert 'non_stoichiometric' in outputs['arrhenius']
+
+
+def test_unstable_md_is_restarted_with_a_smaller_time_step(mlip_code):
+    engine = get_engine('mlip')
+    cell = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.08, cubic=True))
+    md = {'n_steps': 30, 'frame_interval': 5, 'timestep_fs': 24.0}  # far too long a step for Li
+    outputs, node = run_get_node(
+        engine.get_builder('md', cell, mlip_code, engine.protocol('fast', {'md': md}), temperature_K=800, seed=3)
+    )
+    assert node.is_finished_ok, node.exit_message
+    calcs = [c for c in node.called if isinstance(c, orm.CalcJobNode)]
+    assert calcs[0].exit_status == MlipCalculation.exit_codes.ERROR_MD_UNSTABLE.status
+    steps = [c.inputs.parameters['settings']['timestep_fs'] for c in calcs]
+    assert steps == [24.0 / 2**i for i in range(len(steps))]  # halved at every blow-up
+    final = calcs[-1].inputs.parameters['settings']
+    assert final['n_steps'] * final['timestep_fs'] == 30 * 24.0  # the same simulated time
+    assert outputs['trajectory'].timestep_fs == final['timestep_fs'] * final['frame_interval']
+
+
+def test_unconverged_relaxation_continues_from_its_last_structure(mlip_code):
+    engine = get_engine('mlip')
+    settings = engine.protocol('fast', {'relax': {'max_steps': 4, 'fmax': 0.01, 'smax_GPa': 0.05}})
+    builder = engine.get_builder('relax', _lif(a=4.6), mlip_code, settings)
+    builder.max_iterations = orm.Int(15)
+    outputs, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    calcs = [c for c in node.called if isinstance(c, orm.CalcJobNode)]
+    assert len(calcs) >= 2
+    assert all(c.exit_status == MlipCalculation.exit_codes.ERROR_RELAX_NOT_CONVERGED.status for c in calcs[:-1])
+    assert calcs[1].inputs.structure.uuid == calcs[0].outputs.structure.uuid  # continued, not restarted
+    a = outputs['structure'].get_pymatgen_structure().lattice.abc[0] * np.sqrt(2)
+    assert a == pytest.approx(4.03, rel=0.03)

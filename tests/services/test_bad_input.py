@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,6 +43,8 @@ def files(tmp_path_factory, shared_md):
     poscar.write_text('NaCl\n1.0\n5.64 0 0\n0 5.64 0\n0 0 5.64\nNa Cl\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n')
     garbage = root / 'garbage.cif'
     garbage.write_text('this is not a crystal\n')
+    overlap = root / 'overlap.vasp'
+    overlap.write_text('LiCl\n1.0\n5.64 0 0\n0 5.64 0\n0 0 5.64\nLi Cl\n1 1\nDirect\n0 0 0\n0.01 0 0\n')
     npz = root / 'nan.npz'
     positions = np.random.default_rng(0).uniform(0, 5, (30, 4, 3))
     positions[3, 1, 2] = np.nan
@@ -55,6 +58,8 @@ def files(tmp_path_factory, shared_md):
         'poscar': poscar,
         'garbage': garbage,
         'npz': npz,
+        'overlap': overlap,
+        'li3n': Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif',
         'missing': root / 'missing' / 'XDATCAR',
     }
 
@@ -126,3 +131,32 @@ def test_good_import_then_show(user, files):
 
 def test_inspect_helper_runs_with_this_interpreter():
     assert sys.executable.startswith(str(BIN.parent))
+
+
+SUBMIT_CASES = [
+    (['{missing}', '--mobile', 'Li'], 'Error: no such structure file'),
+    (['{garbage}', '--mobile', 'Li'], 'Error: cannot read the structure garbage.cif'),
+    (['{poscar}', '--mobile', 'Li'], "Error: mobile species 'Li' not in structure NaCl"),
+    (
+        ['{overlap}', '--mobile', 'Li'],
+        'Error: the structure overlap.vasp has overlapping atoms (0.06 Å apart)',
+    ),
+    (['{li3n}', '--mobile', 'Li', '-T', 0], 'Error: temperatures must be between 0 and 5000 K, got 0'),
+    (['{li3n}', '--mobile', 'Li', '-T', 'hot'], "Error: Invalid value for '-T' / '--temperatures'"),
+    (['{li3n}', '--mobile', 'Li', '--code', 'nope@localhost'], "Error: no code 'nope@localhost'"),
+    (['{li3n}', '--mobile', 'Li', '--protocol', 'sloppy'], "Error: Invalid value for '-P' / '--protocol'"),
+    (['{li3n}', '--mobile', 'Li', '--daemon'], 'Error: the daemon of profile superionic is not running'),
+    (['{li3n}'], "Error: Missing option '-m' / '--mobile'"),
+]
+
+
+@pytest.mark.parametrize(('args', 'message'), SUBMIT_CASES)
+def test_submit_bad_input_stores_nothing(user, files, args, message):
+    before = user.facts('superionic')['nodes']
+    argv = [files[a[1:-1]] if isinstance(a, str) and a.startswith('{') else a for a in args]
+    proc = user.run(BIN / 'aiida-superionic', 'submit', *argv, check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(message), proc.stderr
+    assert user.facts('superionic')['nodes'] == before

@@ -1,0 +1,224 @@
+"""MD steps per second: the MLIP engine's runner against plain ASE + chgnet's own calculator, in one run.
+
+(a) ours: the runner of the ``superionic.mlip`` CalcJob (``aiida_superionic.engines.mlip.runner.run``, the
+    function behind the ``aiida-superionic-mlip`` console script) in a temporary directory with
+    ``aiida.json`` task ``md`` and model ``chgnet-0.3.0``. The runner drives ASE's ``NoseHooverChainNVT``
+    with :class:`~aiida_superionic.engines.mlip.models.FastCHGNetCalculator` (energy + forces only in MD).
+    Its ``results.json`` gives ``seconds_per_step`` (mean wall time of ``dyn.step()``, i.e. without the
+    model load and the other start-up); its ``wall_time_s`` includes start-up, trajectory and checkpoint I/O.
+(b) peer: plain ASE ``NoseHooverChainNVT`` with the same settings and initial velocities, driven by
+    ``chgnet.model.dynamics.CHGNetCalculator`` (which evaluates energy, forces, stress and magnetic moments
+    at every step).
+
+Both use the same loaded CHGNet 0.3.0 model object, the same structure, the same torch thread count and the
+same number of timed steps, each after an untimed warm-up of a few steps. The two sides alternate
+(``--repeat`` rounds); the best and the mean of the per-round rates are printed.
+
+    .venv/bin/python benchmarks/bench_md.py            # LiF 3x3x3 conventional, 216 atoms, 20 steps
+    .venv/bin/python benchmarks/bench_md.py --quick    # LiF 2x2x2 conventional, 64 atoms, 10 steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def build_structure(repeat: int):
+    from ase.build import bulk
+
+    return bulk('LiF', 'rocksalt', a=4.03, cubic=True).repeat((repeat, repeat, repeat))
+
+
+def md_settings(args, n_steps: int) -> dict:
+    return {
+        'temperature_K': args.temperature,
+        'n_steps': n_steps,
+        'timestep_fs': args.timestep,
+        'tdamp_fs': args.tdamp,
+        'thermostat': 'nose-hoover',
+        'frame_interval': 10,
+        'checkpoint_every': 10,
+        'log_interval': 1_000_000,
+    }
+
+
+def run_ours(atoms, args, n_steps: int) -> dict:
+    """One runner call (task md) in a fresh temporary directory; returns its results.json plus our wall time."""
+    import ase.io
+
+    from aiida_superionic.engines.mlip import runner
+
+    with tempfile.TemporaryDirectory(prefix='bench_md_') as tmp:
+        workdir = Path(tmp)
+        ase.io.write(workdir / runner.STRUCTURE_FILE, atoms, format='extxyz')
+        config = {
+            'task': 'md',
+            'model': 'chgnet-0.3.0',
+            'device': args.device,
+            'seed': args.seed,
+            'settings': md_settings(args, n_steps),
+        }
+        (workdir / runner.INPUT_FILE).write_text(json.dumps(config))
+        t0 = time.perf_counter()
+        status, results = runner.run(workdir)
+        results['outer_wall_s'] = time.perf_counter() - t0
+    if status != 'ok':
+        raise RuntimeError(f'runner md failed: {status}: {results.get("message")}')
+    return results
+
+
+def run_peer(atoms, model, args, n_steps: int) -> dict:
+    """Plain ASE NoseHooverChainNVT + chgnet's CHGNetCalculator, same settings and initial velocities as the runner."""
+    from ase import units
+    from ase.md.nose_hoover_chain import NoseHooverChainNVT
+    from ase.md.velocitydistribution import Stationary
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:  # older ASE
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+
+    atoms = atoms.copy()
+    atoms.calc = CHGNetCalculator(model=model, use_device=model_device(model))
+    seed_mb, _ = np.random.SeedSequence(args.seed).spawn(2)  # the runner's draw of the initial velocities
+    thermalize_momenta(atoms, temperature_K=args.temperature, rng=np.random.default_rng(seed_mb))
+    Stationary(atoms)
+    dyn = NoseHooverChainNVT(
+        atoms,
+        timestep=args.timestep * units.fs,
+        temperature_K=args.temperature,
+        tdamp=args.tdamp * units.fs,
+    )
+    t_start = time.perf_counter()
+    atoms.get_potential_energy()  # the initial force call, as the runner's first conserved-energy evaluation
+    step_times = []
+    for _ in range(n_steps):
+        t0 = time.perf_counter()
+        dyn.step()
+        step_times.append(time.perf_counter() - t0)
+        atoms.get_temperature()
+    return {
+        'seconds_per_step': float(np.mean(step_times)) if step_times else None,
+        'outer_wall_s': time.perf_counter() - t_start,
+        'T_final_K': float(atoms.get_temperature()),
+    }
+
+
+def load_average() -> str:
+    try:
+        return ' '.join(f'{x:.2f}' for x in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return 'n/a'
+
+
+def model_device(model) -> str:
+    try:
+        return str(next(model.parameters()).device).split(':')[0]
+    except StopIteration:  # pragma: no cover
+        return 'cpu'
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true', help='64-atom cell, 10 timed steps, 3 warm-up steps')
+    parser.add_argument('--repeat-cell', type=int, default=None, help='LiF conventional cell repeated NxNxN')
+    parser.add_argument('--steps', type=int, default=None, help='timed MD steps per side and round')
+    parser.add_argument('--warmup', type=int, default=3, help='untimed warm-up steps per side and round')
+    parser.add_argument('--repeat', type=int, default=2, help='rounds (sides alternate)')
+    parser.add_argument('--temperature', type=float, default=600.0, help='K')
+    parser.add_argument('--timestep', type=float, default=1.5, help='fs (runner default)')
+    parser.add_argument('--tdamp', type=float, default=100.0, help='fs (runner default)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda' or 'auto'")
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
+    args = parser.parse_args(argv)
+    repeat_cell = args.repeat_cell or (2 if args.quick else 3)
+    n_steps = args.steps or (10 if args.quick else 20)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import ase
+    import chgnet
+
+    from aiida_superionic.engines.mlip.models import _load_chgnet, load_calculator, resolve_device
+
+    device = resolve_device(args.device)
+    atoms = build_structure(repeat_cell)
+    t0 = time.perf_counter()
+    load_calculator('chgnet-0.3.0', device)  # loads the weights once (cached per process)
+    t_load = time.perf_counter() - t0
+    model = _load_chgnet('0.3.0', device)  # the same model object the runner's calculator uses
+
+    print('MD engine benchmark: aiida-superionic MLIP runner vs plain ASE + CHGNetCalculator')
+    print(f'  structure     : LiF rocksalt conventional x({repeat_cell},{repeat_cell},{repeat_cell}) = '
+          f'{len(atoms)} atoms, a = 4.03 Å')
+    print(f'  model         : CHGNet 0.3.0 (chgnet {chgnet.__version__}), loaded in {t_load:.1f} s')
+    print(f'  MD            : NoseHooverChainNVT, {args.temperature:g} K, dt = {args.timestep:g} fs, '
+          f'tdamp = {args.tdamp:g} fs; {args.warmup} warm-up + {n_steps} timed steps per side and round, '
+          f'{args.repeat} rounds')
+    print(f'  device        : {device}; torch {torch.__version__}, torch.get_num_threads() = '
+          f'{torch.get_num_threads()}, os.cpu_count() = {os.cpu_count()}')
+    print(f'  software      : Python {platform.python_version()}, ase {ase.__version__}, {platform.machine()}')
+    print(f'  load average  : {load_average()} (other processes on the machine distort the timings)')
+    sys.stdout.flush()
+
+    ours_rates, peer_rates, ours_wall, peer_wall = [], [], [], []
+    devnull = open(os.devnull, 'w')
+    for round_ in range(args.repeat):
+        # (a) runner: an untimed warm-up call, then a timed call from the same fresh start
+        stdout = sys.stdout
+        sys.stdout = devnull  # the runner logs to stdout
+        try:
+            if args.warmup:
+                run_ours(atoms, args, args.warmup)
+            ours = run_ours(atoms, args, n_steps)
+        finally:
+            sys.stdout = stdout
+        ours_rates.append(1.0 / ours['seconds_per_step'])
+        ours_wall.append(ours['wall_time_s'])
+        # (b) peer: the same
+        if args.warmup:
+            run_peer(atoms, model, args, args.warmup)
+        peer = run_peer(atoms, model, args, n_steps)
+        peer_rates.append(1.0 / peer['seconds_per_step'])
+        peer_wall.append(peer['outer_wall_s'])
+        print(f'  round {round_ + 1}: ours {ours_rates[-1]:.3f} steps/s (runner wall {ours["wall_time_s"]:.2f} s, '
+              f'T_mean {ours["T_mean_K"]:.0f} K), peer {peer_rates[-1]:.3f} steps/s '
+              f'(wall {peer["outer_wall_s"]:.2f} s)')
+        sys.stdout.flush()
+
+    best_ours, best_peer = max(ours_rates), max(peer_rates)
+    mean_ours, mean_peer = statistics.mean(ours_rates), statistics.mean(peer_rates)
+    print()
+    print(f'{"side":58s} {"best steps/s":>12s} {"mean steps/s":>12s} {"ms/step":>9s}')
+    print(f'{"(a) ours: runner task md, FastCHGNetCalculator (ef)":58s} {best_ours:12.3f} {mean_ours:12.3f} '
+          f'{1000 / best_ours:9.1f}')
+    print(f'{"(b) peer: ASE NoseHooverChainNVT + CHGNetCalculator (efsm)":58s} {best_peer:12.3f} {mean_peer:12.3f} '
+          f'{1000 / best_peer:9.1f}')
+    print(f'ratio ours/peer: {best_ours / best_peer:.2f}x (best), {mean_ours / mean_peer:.2f}x (mean)')
+    print(f'atoms: {len(atoms)}; device: {device}; torch threads: {torch.get_num_threads()}; '
+          f'per force call (ours): {1000 / best_ours:.0f} ms = {1e6 / best_ours / len(atoms):.0f} µs/atom')
+    print(f'runner wall per timed call (start-up with cached model, I/O, {n_steps} steps): '
+          f'{min(ours_wall):.2f} s; peer loop: {min(peer_wall):.2f} s')
+    print(f'load average at the end: {load_average()}')
+    print('note: steps/s is 1 / mean wall time of dyn.step() (one force call per step).')
+    print('note: on a GPU one would batch the temperatures of a material into one model call '
+          '(torch-sim-atomistic); that is not measured here (no GPU on this machine).')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

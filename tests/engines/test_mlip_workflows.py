@@ -164,8 +164,8 @@ def test_unstable_md_is_restarted_with_a_smaller_time_step(mlip_code):
 
 def test_unconverged_relaxation_continues_from_its_last_structure(mlip_code):
     engine = get_engine('mlip')
-    settings = engine.protocol('fast', {'relax': {'max_steps': 4, 'fmax': 0.01, 'smax_GPa': 0.05}})
-    builder = engine.get_builder('relax', _lif(a=4.6), mlip_code, settings)
+    settings = engine.protocol('fast', {'relax': {'max_steps': 6, 'fmax': 0.05, 'smax_GPa': 0.2}})
+    builder = engine.get_builder('relax', _lif(a=4.3), mlip_code, settings)
     builder.max_iterations = orm.Int(15)
     outputs, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message

@@ -150,7 +150,9 @@ def test_unstable_md_is_restarted_with_a_smaller_time_step(mlip_code):
     cell = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.08, cubic=True))
     md = {'n_steps': 30, 'frame_interval': 5, 'timestep_fs': 24.0}  # far too long a step for Li
     outputs, node = run_get_node(
-        engine.get_builder('md', cell, mlip_code, engine.protocol('fast', {'md': md}), temperature_K=800, seed=3)
+        engine.get_builder(
+            'md', cell, mlip_code, engine.protocol('fast', {'md': md}), temperature_K=800, seed=3
+        )
     )
     assert node.is_finished_ok, node.exit_message
     calcs = [c for c in node.called if isinstance(c, orm.CalcJobNode)]
@@ -171,7 +173,9 @@ def test_unconverged_relaxation_continues_from_its_last_structure(mlip_code):
     assert node.is_finished_ok, node.exit_message
     calcs = [c for c in node.called if isinstance(c, orm.CalcJobNode)]
     assert len(calcs) >= 2
-    assert all(c.exit_status == MlipCalculation.exit_codes.ERROR_RELAX_NOT_CONVERGED.status for c in calcs[:-1])
+    assert all(
+        c.exit_status == MlipCalculation.exit_codes.ERROR_RELAX_NOT_CONVERGED.status for c in calcs[:-1]
+    )
     assert calcs[1].inputs.structure.uuid == calcs[0].outputs.structure.uuid  # continued, not restarted
     a = outputs['structure'].get_pymatgen_structure().lattice.abc[0] * np.sqrt(2)
     assert a == pytest.approx(4.03, rel=0.03)

@@ -141,7 +141,9 @@ def main(argv=None) -> int:
     parser.add_argument('--tdamp', type=float, default=100.0, help='fs (runner default)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda' or 'auto'")
-    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)')
+    parser.add_argument(
+        '--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)'
+    )
     args = parser.parse_args(argv)
     repeat_cell = args.repeat_cell or (2 if args.quick else 3)
     n_steps = args.steps or (10 if args.quick else 20)
@@ -163,15 +165,23 @@ def main(argv=None) -> int:
     model = _load_chgnet('0.3.0', device)  # the same model object the runner's calculator uses
 
     print('MD engine benchmark: aiida-superionic MLIP runner vs plain ASE + CHGNetCalculator')
-    print(f'  structure     : LiF rocksalt conventional x({repeat_cell},{repeat_cell},{repeat_cell}) = '
-          f'{len(atoms)} atoms, a = 4.03 Å')
+    print(
+        f'  structure     : LiF rocksalt conventional x({repeat_cell},{repeat_cell},{repeat_cell}) = '
+        f'{len(atoms)} atoms, a = 4.03 Å'
+    )
     print(f'  model         : CHGNet 0.3.0 (chgnet {chgnet.__version__}), loaded in {t_load:.1f} s')
-    print(f'  MD            : NoseHooverChainNVT, {args.temperature:g} K, dt = {args.timestep:g} fs, '
-          f'tdamp = {args.tdamp:g} fs; {args.warmup} warm-up + {n_steps} timed steps per side and round, '
-          f'{args.repeat} rounds')
-    print(f'  device        : {device}; torch {torch.__version__}, torch.get_num_threads() = '
-          f'{torch.get_num_threads()}, os.cpu_count() = {os.cpu_count()}')
-    print(f'  software      : Python {platform.python_version()}, ase {ase.__version__}, {platform.machine()}')
+    print(
+        f'  MD            : NoseHooverChainNVT, {args.temperature:g} K, dt = {args.timestep:g} fs, '
+        f'tdamp = {args.tdamp:g} fs; {args.warmup} warm-up + {n_steps} timed steps per side and round, '
+        f'{args.repeat} rounds'
+    )
+    print(
+        f'  device        : {device}; torch {torch.__version__}, torch.get_num_threads() = '
+        f'{torch.get_num_threads()}, os.cpu_count() = {os.cpu_count()}'
+    )
+    print(
+        f'  software      : Python {platform.python_version()}, ase {ase.__version__}, {platform.machine()}'
+    )
     print(f'  load average  : {load_average()} (other processes on the machine distort the timings)')
     sys.stdout.flush()
 
@@ -195,28 +205,40 @@ def main(argv=None) -> int:
         peer = run_peer(atoms, model, args, n_steps)
         peer_rates.append(1.0 / peer['seconds_per_step'])
         peer_wall.append(peer['outer_wall_s'])
-        print(f'  round {round_ + 1}: ours {ours_rates[-1]:.3f} steps/s (runner wall {ours["wall_time_s"]:.2f} s, '
-              f'T_mean {ours["T_mean_K"]:.0f} K), peer {peer_rates[-1]:.3f} steps/s '
-              f'(wall {peer["outer_wall_s"]:.2f} s)')
+        print(
+            f'  round {round_ + 1}: ours {ours_rates[-1]:.3f} steps/s (runner wall {ours["wall_time_s"]:.2f} s, '
+            f'T_mean {ours["T_mean_K"]:.0f} K), peer {peer_rates[-1]:.3f} steps/s '
+            f'(wall {peer["outer_wall_s"]:.2f} s)'
+        )
         sys.stdout.flush()
 
     best_ours, best_peer = max(ours_rates), max(peer_rates)
     mean_ours, mean_peer = statistics.mean(ours_rates), statistics.mean(peer_rates)
     print()
     print(f'{"side":58s} {"best steps/s":>12s} {"mean steps/s":>12s} {"ms/step":>9s}')
-    print(f'{"(a) ours: runner task md, FastCHGNetCalculator (ef)":58s} {best_ours:12.3f} {mean_ours:12.3f} '
-          f'{1000 / best_ours:9.1f}')
-    print(f'{"(b) peer: ASE NoseHooverChainNVT + CHGNetCalculator (efsm)":58s} {best_peer:12.3f} {mean_peer:12.3f} '
-          f'{1000 / best_peer:9.1f}')
+    print(
+        f'{"(a) ours: runner task md, FastCHGNetCalculator (ef)":58s} {best_ours:12.3f} {mean_ours:12.3f} '
+        f'{1000 / best_ours:9.1f}'
+    )
+    print(
+        f'{"(b) peer: ASE NoseHooverChainNVT + CHGNetCalculator (efsm)":58s} {best_peer:12.3f} {mean_peer:12.3f} '
+        f'{1000 / best_peer:9.1f}'
+    )
     print(f'ratio ours/peer: {best_ours / best_peer:.2f}x (best), {mean_ours / mean_peer:.2f}x (mean)')
-    print(f'atoms: {len(atoms)}; device: {device}; torch threads: {torch.get_num_threads()}; '
-          f'per force call (ours): {1000 / best_ours:.0f} ms = {1e6 / best_ours / len(atoms):.0f} µs/atom')
-    print(f'runner wall per timed call (start-up with cached model, I/O, {n_steps} steps): '
-          f'{min(ours_wall):.2f} s; peer loop: {min(peer_wall):.2f} s')
+    print(
+        f'atoms: {len(atoms)}; device: {device}; torch threads: {torch.get_num_threads()}; '
+        f'per force call (ours): {1000 / best_ours:.0f} ms = {1e6 / best_ours / len(atoms):.0f} µs/atom'
+    )
+    print(
+        f'runner wall per timed call (start-up with cached model, I/O, {n_steps} steps): '
+        f'{min(ours_wall):.2f} s; peer loop: {min(peer_wall):.2f} s'
+    )
     print(f'load average at the end: {load_average()}')
     print('note: steps/s is 1 / mean wall time of dyn.step() (one force call per step).')
-    print('note: on a GPU one would batch the temperatures of a material into one model call '
-          '(torch-sim-atomistic); that is not measured here (no GPU on this machine).')
+    print(
+        'note: on a GPU one would batch the temperatures of a material into one model call '
+        '(torch-sim-atomistic); that is not measured here (no GPU on this machine).'
+    )
     return 0
 
 

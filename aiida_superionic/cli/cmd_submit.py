@@ -12,6 +12,20 @@ from .root import cmd_root
 from .structures import read_structure
 
 
+def _json_object(text: str | None, option: str) -> dict:
+    import json
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f'{option} is not valid JSON: {exc}') from None
+    if not isinstance(value, dict):
+        raise InputError(f'{option} must be a JSON object ({{...}}), got {type(value).__name__}')
+    return value
+
+
 @cmd_root.command('submit')
 @click.argument('structure_file', metavar='STRUCTURE', type=click.Path(dir_okay=False, path_type=Path))
 @click.option('-m', '--mobile', required=True, help='The mobile species (e.g. Li).')
@@ -38,6 +52,17 @@ from .structures import read_structure
 )
 @click.option('-l', '--label', help='Material label of the records (default: the formula).')
 @click.option(
+    '--overrides',
+    metavar='JSON',
+    help='Deltas on the protocol, e.g. \'{"md": {"n_steps": 2000}, "device": "cuda"}\'.',
+)
+@click.option(
+    '--options',
+    'job_options',
+    metavar='JSON',
+    help='Scheduler options of every engine job, e.g. \'{"queue_name": "gpu", "account": "proj42"}\'.',
+)
+@click.option(
     '-d', '--daemon', is_flag=True, help='Submit to the daemon and print the PK instead of running here.'
 )
 @click.pass_context
@@ -50,6 +75,8 @@ def cmd_submit(
     protocol: str,
     code_label: str,
     label: str | None,
+    overrides: str | None,
+    job_options: str | None,
     daemon: bool,
 ) -> None:
     """Run STRUCTURE (CIF, POSCAR, ...) through relax, elastic, Γ phonons, vacancy energy and NVT MD at
@@ -59,6 +86,8 @@ def cmd_submit(
     from .profile import load_profile
 
     structure = read_structure(structure_file)
+    overrides_dict = _json_object(overrides, '--overrides')
+    options_dict = _json_object(job_options, '--options')
     if mobile not in {el.symbol for el in structure.composition.elements}:
         raise InputError(
             f'mobile species {mobile!r} not in structure {structure.composition.reduced_formula}'
@@ -95,6 +124,10 @@ def cmd_submit(
     }
     if temperatures:
         inputs['temperatures'] = orm.List(sorted(temperatures))
+    if overrides_dict:
+        inputs['overrides'] = orm.Dict(overrides_dict)
+    if options_dict:
+        inputs['options'] = orm.Dict(options_dict)
     if label:
         inputs['label'] = orm.Str(label)
     if daemon:

@@ -8,7 +8,7 @@ from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import fit_arrhenius, make_md_cells
 from .md_descriptors import MDDescriptorsWorkChain
-from .steps import define_engine_inputs, engine_settings
+from .steps import define_engine_inputs, engine_options, engine_settings
 
 
 class MDWorkChain(WorkChain):
@@ -69,6 +69,7 @@ class MDWorkChain(WorkChain):
                     settings,
                     temperature_K=temperature,
                     seed=settings.get('seed', 0) + i,
+                    options=engine_options(self),
                 )
                 builder.metadata.label = f'md {key}'
                 futures[key] = self.submit(builder)

@@ -26,6 +26,17 @@ def define_engine_inputs(spec) -> None:
         'protocol', valid_type=orm.Str, default=lambda: orm.Str('moderate'), help='fast, moderate or precise.'
     )
     spec.input('overrides', valid_type=orm.Dict, required=False, help='Deltas on the protocol.')
+    spec.input(
+        'options',
+        valid_type=orm.Dict,
+        required=False,
+        help='Scheduler options of every engine job (queue_name, account, qos, custom_scheduler_commands, '
+        "resources, max_wallclock_seconds, ...), merged into the jobs' metadata.options.",
+    )
+
+
+def engine_options(workchain) -> dict[str, Any]:
+    return workchain.inputs.options.get_dict() if 'options' in workchain.inputs else {}
 
 
 def engine_settings(workchain) -> tuple[Any, dict[str, Any]]:
@@ -56,7 +67,12 @@ class EngineStepWorkChain(WorkChain):
     def run_engine(self):
         engine, settings = engine_settings(self)
         builder = engine.get_builder(
-            self._engine_step, self.inputs.structure, self.inputs.code, settings, **self.step_kwargs()
+            self._engine_step,
+            self.inputs.structure,
+            self.inputs.code,
+            settings,
+            options=engine_options(self),
+            **self.step_kwargs(),
         )
         return ToContext(child=self.submit(builder))
 

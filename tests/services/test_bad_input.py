@@ -147,6 +147,8 @@ SUBMIT_CASES = [
     (['{li3n}', '--mobile', 'Li', '--protocol', 'sloppy'], "Error: Invalid value for '-P' / '--protocol'"),
     (['{li3n}', '--mobile', 'Li', '--daemon'], 'Error: the daemon of profile superionic is not running'),
     (['{li3n}'], "Error: Missing option '-m' / '--mobile'"),
+    (['{li3n}', '--mobile', 'Li', '--overrides', 'md=1'], 'Error: --overrides is not valid JSON'),
+    (['{li3n}', '--mobile', 'Li', '--options', '[1, 2]'], 'Error: --options must be a JSON object'),
 ]
 
 

@@ -87,6 +87,11 @@ class MlipCalculation(CalcJob):
         )
         spec.exit_code(401, 'ERROR_WALLTIME', message='the MD segment reached its wall time at step {step}')
         spec.exit_code(410, 'ERROR_RELAX_NOT_CONVERGED', message='the relaxation did not converge: {message}')
+        spec.exit_code(
+            411,
+            'ERROR_STEP_NOT_CONVERGED',
+            message='an ionic relaxation inside the task did not converge: {message}',
+        )
         spec.exit_code(420, 'ERROR_MD_UNSTABLE', message='the MD run blew up: {message}')
 
     def prepare_for_submission(self, folder):

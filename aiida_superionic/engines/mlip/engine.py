@@ -81,5 +81,8 @@ class MlipEngine(Engine):
         builder.mlip.metadata.options.max_wallclock_seconds = int(
             settings.get('max_wallclock_seconds', 86400)
         )
+        for key, value in (kwargs.get('options') or {}).items():
+            builder.mlip.metadata.options[key] = value
+        builder.max_iterations = orm.Int(int(settings.get('max_iterations', 10)))
         builder.metadata.label = f'{step}'
         return builder

@@ -79,6 +79,8 @@ class MlipParser(Parser):
         elif task == 'vacancy':
             keys = ('E_vac_eV', 'mu_eV', 'mu_reference', 'E_perfect_eV', 'E_defect_eV', 'supercell')
             self.out('vacancy', orm.Dict({k: results[k] for k in keys if k in results}))
+        if status == 'unconverged':
+            return self.exit_codes.ERROR_STEP_NOT_CONVERGED.format(message=results.get('message', ''))
         if status != 'ok':
             return self.exit_codes.ERROR_RUNNER.format(
                 message=f'status {status}: {results.get("message", "")}'

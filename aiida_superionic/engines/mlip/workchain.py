@@ -112,6 +112,18 @@ class MlipBaseWorkChain(BaseRestartWorkChain):
         self.report(f'{node.process_label}<{node.pk}> blew up: restarting with a {dt / 2:g} fs time step')
         return ProcessHandlerReport(do_break=True)
 
+    @process_handler(priority=570, exit_codes=MlipCalculation.exit_codes.ERROR_STEP_NOT_CONVERGED)
+    def handle_step_unconverged(self, node):
+        """Elastic or vacancy relaxations that ran out of steps: try again with twice the steps."""
+        params = self.ctx.inputs.parameters.get_dict()
+        settings = params['settings']
+        settings['max_steps'] = int(settings.get('max_steps', 200)) * 2
+        self.ctx.inputs.parameters = orm.Dict(params)
+        self.report(
+            f'{node.process_label}<{node.pk}> did not converge: retrying with max_steps {settings["max_steps"]}'
+        )
+        return ProcessHandlerReport(do_break=True)
+
     @process_handler(priority=580, exit_codes=MlipCalculation.exit_codes.ERROR_RELAX_NOT_CONVERGED)
     def handle_relax_unconverged(self, node):
         """Continue the relaxation from its last structure."""

@@ -90,16 +90,22 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(('args', 'message'), CASES)
-def test_import_md_bad_input_stores_nothing(user, files, args, message):
+def assert_rejected_storing_nothing(user, files, command, args, message):
+    """`aiida-superionic COMMAND ARGS` fails with the one error line ``message`` and stores no node.
+    Arguments written ``{name}`` are replaced by the path of ``files[name]``."""
     before = user.facts('superionic')['nodes']
     argv = [files[a[1:-1]] if isinstance(a, str) and a.startswith('{') else a for a in args]
-    proc = user.run(BIN / 'aiida-superionic', 'import-md', *argv, check=False)
+    proc = user.run(BIN / 'aiida-superionic', command, *argv, check=False)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(message), proc.stderr
     assert user.facts('superionic')['nodes'] == before
+
+
+@pytest.mark.parametrize(('args', 'message'), CASES)
+def test_import_md_bad_input_stores_nothing(user, files, args, message):
+    assert_rejected_storing_nothing(user, files, 'import-md', args, message)
 
 
 def test_unknown_profile_and_missing_profile(user, files, tmp_path):
@@ -154,11 +160,4 @@ SUBMIT_CASES = [
 
 @pytest.mark.parametrize(('args', 'message'), SUBMIT_CASES)
 def test_submit_bad_input_stores_nothing(user, files, args, message):
-    before = user.facts('superionic')['nodes']
-    argv = [files[a[1:-1]] if isinstance(a, str) and a.startswith('{') else a for a in args]
-    proc = user.run(BIN / 'aiida-superionic', 'submit', *argv, check=False)
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(message), proc.stderr
-    assert user.facts('superionic')['nodes'] == before
+    assert_rejected_storing_nothing(user, files, 'submit', args, message)

@@ -1,5 +1,6 @@
 """AiiDA data types of the plugin."""
 
+from .table import DescriptorTableData
 from .trajectory import MDTrajectoryData
 
-__all__ = ['MDTrajectoryData']
+__all__ = ['DescriptorTableData', 'MDTrajectoryData']

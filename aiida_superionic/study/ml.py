@@ -1,0 +1,183 @@
+"""The paper's machine-learning models (Methods, "Machine learning"), on a descriptor table.
+
+* Model: scikit-learn ``MLPRegressor`` with 6 hidden layers of 200, 500, 50, 150, 70 and 100 neurons,
+  ReLU, Adam with a constant learning rate of 5e-4 and an L2 strength alpha = 0.05; or the kernel-ridge
+  baseline (linear kernel, alpha = 1).
+* Inputs: every other descriptor ("anharmonic") or every other descriptor except the MD-derived ones
+  ("harmonic": the vibrational descriptors of the three ion groups, the Lindemann ratio, D and msd),
+  plus the temperature. The non-numeric descriptors — mobile species, stoichiometry, composition
+  (formula) and crystal system — are one-hot encoded; numeric inputs and the target are standardised
+  (the target's scaling is undone on prediction). When the target is D the msd is never an input (and
+  vice versa): msd at the end of the fit window is 6Dτ, the same measurement.
+* Missing values: a numeric input missing in any row is left out of the inputs (listed in
+  ``dropped_features``); rows without the target are left out. Nothing is imputed.
+* Validation: leave one material out (the paper's K-fold: "predict the output for one element using
+  the rest as the training set"); every fold's MAPE (eq 8, normalised by the mean of the true values of
+  that set) is weighted by the number of predictions in the fold and divided by the number of samples.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..descriptors import BY_KEY, DESCRIPTORS
+from .stats import StudyError
+
+#: The paper's network.
+MLP_HIDDEN_LAYERS = (200, 500, 50, 150, 70, 100)
+#: One-hot encoded inputs (table columns).
+CATEGORICAL = ('family', 'Stc', 'formula', 'Sym')
+#: Descriptors that are the same measurement as another one (never an input for it).
+SAME_MEASUREMENT = {'D': ('msd',), 'msd': ('D',)}
+FEATURE_SETS = ('anharmonic', 'harmonic')
+MODELS = ('mlp', 'kernel_ridge')
+
+
+def mape(true: np.ndarray, predicted: np.ndarray) -> float:
+    """The paper's eq 8: mean |x0 - x| / <x0> (normalised by the mean of the true values)."""
+    true = np.asarray(true, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    scale = abs(true.mean())
+    if scale == 0:
+        return float('nan')
+    return float(np.mean(np.abs(true - predicted)) / scale)
+
+
+def feature_columns(table: pd.DataFrame, target: str, feature_set: str) -> tuple[list[str], list[str], dict]:
+    """(numeric inputs, categorical inputs, dropped inputs with reasons) for ``target``."""
+    if target not in BY_KEY:
+        raise StudyError(f'unknown target {target!r}: give a descriptor key (D, omega_all, C_v_all, ...)')
+    if not BY_KEY[target].numeric:
+        raise StudyError(f'the target {target!r} is not numeric')
+    if feature_set not in FEATURE_SETS:
+        raise StudyError(f'unknown feature set {feature_set!r}: {" or ".join(FEATURE_SETS)}')
+    excluded = {target, *SAME_MEASUREMENT.get(target, ())}
+    if feature_set == 'harmonic':
+        excluded |= {d.key for d in DESCRIPTORS if d.source == 'md'}
+    numeric, dropped = [], {}
+    for d in DESCRIPTORS:
+        if d.key in excluded or not d.numeric or d.key not in table.columns:
+            continue
+        values = pd.to_numeric(table[d.key], errors='coerce')
+        if values.isna().any():
+            dropped[d.key] = f'missing in {int(values.isna().sum())} of {len(values)} rows'
+        else:
+            numeric.append(d.key)
+    numeric.append('temperature_K')
+    categorical = [c for c in CATEGORICAL if c in table.columns and c not in excluded]
+    return numeric, categorical, dropped
+
+
+def make_model(model: str, numeric: list[str], categorical: list[str], seed: int, max_iter: int = 2000):
+    """The scikit-learn pipeline: one-hot + standard scaling, then the regressor (target standardised)."""
+    from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    if model == 'mlp':
+        regressor = MLPRegressor(
+            hidden_layer_sizes=MLP_HIDDEN_LAYERS,
+            activation='relu',
+            solver='adam',
+            learning_rate='constant',
+            learning_rate_init=5e-4,
+            alpha=0.05,
+            max_iter=max_iter,
+            random_state=seed,
+        )
+    elif model == 'kernel_ridge':
+        regressor = KernelRidge(kernel='linear', alpha=1.0)
+    else:
+        raise StudyError(f'unknown model {model!r}: {" or ".join(MODELS)}')
+    columns = ColumnTransformer(
+        [
+            ('numeric', StandardScaler(), numeric),
+            ('categorical', OneHotEncoder(handle_unknown='ignore', sparse_output=False), categorical),
+        ]
+    )
+    return TransformedTargetRegressor(
+        regressor=Pipeline([('inputs', columns), ('regressor', regressor)]), transformer=StandardScaler()
+    )
+
+
+def _inputs(table: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    x = pd.DataFrame(index=table.index)
+    for c in numeric:
+        x[c] = pd.to_numeric(table[c], errors='coerce').astype(float)
+    for c in categorical:
+        x[c] = table[c].astype(str)
+    return x
+
+
+def train_validate(
+    table: pd.DataFrame,
+    target: str = 'D',
+    feature_set: str = 'anharmonic',
+    model: str = 'mlp',
+    seed: int = 0,
+    max_iter: int = 2000,
+) -> dict[str, Any]:
+    """Leave-one-material-out validation and a final model fitted on every row.
+
+    Returns ``mape_test`` and ``mape_train`` (the paper's weighting), ``mape_test_pooled`` (eq 8 over
+    all held-out predictions at once), ``predictions`` (a data frame: material, true, predicted on the
+    held-out fold), the inputs used and dropped, and ``model`` (the fitted final estimator).
+    """
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+
+    numeric, categorical, dropped = feature_columns(table, target, feature_set)
+    y_all = pd.to_numeric(table[target], errors='coerce')
+    rows = table[y_all.notna()]
+    y = y_all[y_all.notna()].to_numpy(dtype=float)
+    materials = rows['material'].to_numpy()
+    unique = list(dict.fromkeys(sorted(materials)))
+    if len(unique) < 2:
+        raise StudyError(f'leave-one-material-out needs at least 2 materials with {target}; found {len(unique)}')
+    x = _inputs(rows, numeric, categorical)
+    estimator = make_model(model, numeric, categorical, seed, max_iter)
+    predicted = np.empty_like(y)
+    test_terms, train_terms = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', ConvergenceWarning)
+        for material in unique:
+            test = materials == material
+            fitted = clone(estimator).fit(x[~test], y[~test])
+            predicted[test] = fitted.predict(x[test])
+            n_test = int(test.sum())
+            test_terms.append((n_test, mape(y[test], predicted[test])))
+            train_terms.append((n_test, mape(y[~test], fitted.predict(x[~test]))))
+        final = clone(estimator).fit(x, y)
+    n = len(y)
+    return {
+        'target': target,
+        'feature_set': feature_set,
+        'model_type': model,
+        'seed': seed,
+        'n_samples': n,
+        'n_materials': len(unique),
+        'mape_test': float(sum(k * m for k, m in test_terms) / n),
+        'mape_train': float(sum(k * m for k, m in train_terms) / n),
+        'mape_test_pooled': mape(y, predicted),
+        'numeric_features': numeric,
+        'categorical_features': categorical,
+        'dropped_features': dropped,
+        'predictions': pd.DataFrame(
+            {'material': materials, 'true': y, 'predicted': predicted}, index=rows.index
+        ),
+        'model': final,
+    }
+
+
+def predict(model, table: pd.DataFrame, numeric: list[str], categorical: list[str]) -> np.ndarray:
+    """Apply a fitted model to rows of a descriptor table; every numeric input must be known."""
+    missing = [c for c in numeric if c not in table.columns or pd.to_numeric(table[c], errors='coerce').isna().any()]
+    if missing:
+        raise StudyError(f'the record lacks inputs of this model: {", ".join(missing)}')
+    return model.predict(_inputs(table, numeric, categorical))

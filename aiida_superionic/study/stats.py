@@ -1,0 +1,291 @@
+"""The paper's statistics on a descriptor table (pure pandas/scipy/scikit-learn, no AiiDA import).
+
+Every function takes the table of :func:`aiida_superionic.study.table.table_from_records` (one row per
+material x temperature x stoichiometry; descriptor columns keyed by the registry) and returns plain
+numbers, arrays and data frames.
+
+Missing values are never imputed:
+
+* correlations use, for each pair of descriptors, the rows where both are known (pairwise-complete);
+  the number of pairs is returned beside each coefficient, and a descriptor with fewer than
+  ``min_pairs`` known values, or with a single value, is dropped and listed with the reason;
+* PCA and k-means need one matrix: descriptors missing in more than ``max_missing`` of the rows (or
+  constant) are dropped first, then the rows that still miss a value; both lists are returned.
+
+The two text descriptors enter the correlations as ordinal numbers: Sym by the order of the crystal
+systems (triclinic 1 ... cubic 7, the holohedry order) and Stc as 1 for stoichiometric, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..descriptors import DESCRIPTORS
+
+#: Ordinal code of the crystal systems (Sym) in the correlations: the order of their holohedries.
+CRYSTAL_SYSTEMS = ('triclinic', 'monoclinic', 'orthorhombic', 'tetragonal', 'trigonal', 'hexagonal', 'cubic')
+
+#: Descriptor keys in Table 1's order.
+DESCRIPTOR_KEYS = tuple(d.key for d in DESCRIPTORS)
+
+
+class StudyError(ValueError):
+    """A study cannot be run on this table (too few rows, no such column, ...)."""
+
+
+def numeric_descriptors(table: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The descriptor columns as floats: text descriptors coded as ordinals (see the module docs)."""
+    columns = [c for c in (columns or DESCRIPTOR_KEYS) if c in table.columns]
+    out = {}
+    for key in columns:
+        col = table[key]
+        if key == 'Sym':
+            codes = {name: i + 1.0 for i, name in enumerate(CRYSTAL_SYSTEMS)}
+            out[key] = col.map(lambda v: codes.get(str(v).lower(), np.nan) if v is not None else np.nan)
+        elif key == 'Stc':
+            out[key] = col.map(
+                lambda v: {'stoichiometric': 1.0, 'non-stoichiometric': 0.0}.get(v, np.nan)
+                if v is not None
+                else np.nan
+            )
+        else:
+            out[key] = pd.to_numeric(col, errors='coerce')
+    return pd.DataFrame(out, index=table.index, dtype=float)
+
+
+def select(
+    table: pd.DataFrame,
+    temperature_window: tuple[float, float] | None = None,
+    family: str | None = None,
+) -> pd.DataFrame:
+    """Rows with ``temperature_window[0] <= T <= temperature_window[1]`` and mobile species ``family``."""
+    mask = pd.Series(True, index=table.index)
+    if temperature_window is not None:
+        lo, hi = temperature_window
+        mask &= (table['temperature_K'] >= lo) & (table['temperature_K'] <= hi)
+    if family is not None:
+        mask &= table['family'] == family
+    return table[mask]
+
+
+def _usable_columns(x: pd.DataFrame, min_pairs: int) -> tuple[list[str], dict[str, str]]:
+    keep, dropped = [], {}
+    for key in x.columns:
+        values = x[key].dropna()
+        if len(values) < min_pairs:
+            dropped[key] = f'{len(values)} known values (< {min_pairs})'
+        elif values.nunique() < 2:
+            dropped[key] = 'constant over the rows'
+        else:
+            keep.append(key)
+    return keep, dropped
+
+
+def correlation_matrices(
+    table: pd.DataFrame, method: str = 'spearman', min_pairs: int = 3
+) -> dict[str, Any]:
+    """Spearman (c_S) or Pearson (c_P) coefficients of every pair of descriptors with their p-values.
+
+    Returns ``coefficients``, ``p_values`` and ``n_pairs`` (square data frames over the kept
+    descriptors; NaN where a pair has fewer than ``min_pairs`` common rows or one side is constant on
+    them) and ``dropped`` (descriptor -> reason). p-values are scipy's two-sided ones (exact
+    t-distribution for Pearson, the t approximation for Spearman).
+    """
+    if method not in ('spearman', 'pearson'):
+        raise StudyError(f'unknown correlation method {method!r}: spearman or pearson')
+    x = numeric_descriptors(table)
+    keep, dropped = _usable_columns(x, min_pairs)
+    values = x[keep].to_numpy()
+    known = np.isfinite(values)
+    n = len(keep)
+    coef = np.full((n, n), np.nan)
+    pval = np.full((n, n), np.nan)
+    npairs = np.zeros((n, n), dtype=int)
+    func = stats.spearmanr if method == 'spearman' else stats.pearsonr
+    for i in range(n):
+        for j in range(i, n):
+            both = known[:, i] & known[:, j]
+            m = int(both.sum())
+            npairs[i, j] = npairs[j, i] = m
+            if i == j:
+                coef[i, i], pval[i, i] = 1.0, 0.0
+                continue
+            a, b = values[both, i], values[both, j]
+            if m < min_pairs or np.ptp(a) == 0 or np.ptp(b) == 0:
+                continue
+            res = func(a, b)
+            coef[i, j] = coef[j, i] = float(res.statistic)
+            pval[i, j] = pval[j, i] = float(res.pvalue)
+    frame = lambda a: pd.DataFrame(a, index=keep, columns=keep)  # noqa: E731
+    return {
+        'method': method,
+        'coefficients': frame(coef),
+        'p_values': frame(pval),
+        'n_pairs': frame(npairs),
+        'dropped': dropped,
+        'n_rows': len(table),
+    }
+
+
+def _spearman_pairwise(a: np.ndarray, b: np.ndarray, min_pairs: int) -> float:
+    both = np.isfinite(a) & np.isfinite(b)
+    if both.sum() < min_pairs:
+        return np.nan
+    ra, rb = stats.rankdata(a[both]), stats.rankdata(b[both])
+    if np.ptp(ra) == 0 or np.ptp(rb) == 0:
+        return np.nan
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def bootstrap_correlations(
+    table: pd.DataFrame,
+    target: str = 'D',
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    min_pairs: int = 3,
+) -> pd.DataFrame:
+    """Percentile bootstrap confidence intervals of the Spearman correlations of ``target`` with every
+    descriptor, resampling *materials* with replacement (all rows of a drawn material enter together,
+    so a material with several temperatures or stoichiometries is not counted as independent samples).
+
+    Returns a data frame indexed by descriptor with ``c_S`` (on the table itself), ``low``, ``high``,
+    ``n_valid`` (bootstrap samples in which the coefficient was defined) and ``n_materials``.
+    """
+    x = numeric_descriptors(table)
+    if target not in x.columns or x[target].notna().sum() < min_pairs:
+        raise StudyError(f'the target {target!r} has fewer than {min_pairs} known values')
+    materials = table['material'].to_numpy()
+    unique = np.unique(materials)
+    if len(unique) < 2:
+        raise StudyError('a bootstrap over materials needs at least 2 materials')
+    rows_of = [np.flatnonzero(materials == m) for m in unique]
+    rng = np.random.default_rng(seed)
+    draws = [np.concatenate([rows_of[i] for i in rng.integers(0, len(unique), len(unique))]) for _ in range(n_boot)]
+    y = x[target].to_numpy()
+    alpha = (1.0 - confidence) / 2.0
+    out = {}
+    for key in x.columns:
+        if key == target:
+            continue
+        col = x[key].to_numpy()
+        point = _spearman_pairwise(col, y, min_pairs)
+        if not np.isfinite(point):
+            continue
+        boot = np.array([_spearman_pairwise(col[idx], y[idx], min_pairs) for idx in draws])
+        boot = boot[np.isfinite(boot)]
+        low, high = (np.quantile(boot, [alpha, 1 - alpha]) if len(boot) else (np.nan, np.nan))
+        out[key] = {'c_S': point, 'low': float(low), 'high': float(high), 'n_valid': len(boot)}
+    frame = pd.DataFrame.from_dict(out, orient='index')
+    frame['n_materials'] = len(unique)
+    return frame
+
+
+def complete_matrix(
+    table: pd.DataFrame, max_missing: float = 0.25, min_rows: int = 3
+) -> tuple[pd.DataFrame, dict[str, str], list[Any]]:
+    """The descriptor matrix for PCA/k-means: drop descriptors missing in more than ``max_missing`` of
+    the rows or constant, then rows that still miss a value. Returns (matrix, dropped columns with
+    reasons, dropped row labels)."""
+    x = numeric_descriptors(table)
+    dropped: dict[str, str] = {}
+    for key in x.columns:
+        missing = x[key].isna().mean()
+        if missing > max_missing:
+            dropped[key] = f'missing in {100 * missing:.0f}% of the rows'
+    x = x.drop(columns=list(dropped))
+    rows = x.index[x.isna().any(axis=1)].tolist()
+    x = x.drop(index=rows)
+    for key in list(x.columns):
+        if x[key].nunique() < 2:
+            dropped[key] = 'constant over the rows'
+            x = x.drop(columns=key)
+    if len(x) < min_rows:
+        raise StudyError(f'only {len(x)} complete rows (need {min_rows}); dropped rows: {len(rows)}')
+    if x.shape[1] < 2:
+        raise StudyError('fewer than 2 usable descriptors')
+    return x, dropped, rows
+
+
+def pca_spearman(
+    table: pd.DataFrame, max_missing: float = 0.25, min_rows: int = 3
+) -> dict[str, Any]:
+    """PCA by diagonalising the Spearman correlation matrix (the paper's Fig. 4).
+
+    The matrix is built on :func:`complete_matrix`'s rows and columns (so it is a true correlation
+    matrix: symmetric, positive semi-definite). Returns ``eigenvalues`` (descending),
+    ``explained`` (eigenvalues / their sum), ``loadings`` (descriptor x PC; each PC's sign fixed so its
+    largest component is positive), ``contributions`` (squared loadings: the share of a descriptor in a
+    PC, which sums to 1 over descriptors), ``projections`` (rows x PC: the standardised ranks of each
+    row projected on the PCs; Spearman's matrix is the covariance of these standardised ranks), and
+    ``dropped_columns``/``dropped_rows``.
+    """
+    x, dropped, rows = complete_matrix(table, max_missing, min_rows)
+    ranks = x.rank(method='average')
+    z = (ranks - ranks.mean()) / ranks.std(ddof=0)
+    corr = np.corrcoef(z.to_numpy(), rowvar=False)
+    evals, evecs = np.linalg.eigh(corr)
+    order = np.argsort(evals)[::-1]
+    evals, evecs = np.clip(evals[order], 0.0, None), evecs[:, order]
+    signs = np.sign(evecs[np.argmax(np.abs(evecs), axis=0), np.arange(evecs.shape[1])])
+    evecs = evecs * np.where(signs == 0, 1.0, signs)
+    pcs = [f'PC{i + 1}' for i in range(len(evals))]
+    loadings = pd.DataFrame(evecs, index=x.columns, columns=pcs)
+    return {
+        'eigenvalues': pd.Series(evals, index=pcs),
+        'explained': pd.Series(evals / evals.sum(), index=pcs),
+        'loadings': loadings,
+        'contributions': loadings**2,
+        'projections': pd.DataFrame(z.to_numpy() @ evecs, index=x.index, columns=pcs),
+        'correlation': pd.DataFrame(corr, index=x.columns, columns=x.columns),
+        'dropped_columns': dropped,
+        'dropped_rows': rows,
+    }
+
+
+def kmeans_scan(
+    points: np.ndarray, k_max: int = 8, seed: int = 0, n_init: int = 20
+) -> dict[str, Any]:
+    """Elbow (inertia for k = 1..k_max) and mean silhouette (k = 2..min(k_max, n-1)) of k-means."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    points = np.asarray(points, dtype=float)
+    n = len(points)
+    if n < 3:
+        raise StudyError(f'k-means needs at least 3 rows, the table has {n}')
+    ks = list(range(1, min(k_max, n - 1) + 1))
+    inertia, silhouette = {}, {}
+    for k in ks:
+        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(points)
+        inertia[k] = float(km.inertia_)
+        if k >= 2:
+            silhouette[k] = float(silhouette_score(points, km.labels_))
+    return {'inertia': inertia, 'silhouette': silhouette}
+
+
+def kmeans_clusters(
+    points: np.ndarray, k: int, seed: int = 0, n_init: int = 20
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Labels (0..k-1, numbered by decreasing cluster size, ties by centroid), centroids and inertia."""
+    from sklearn.cluster import KMeans
+
+    points = np.asarray(points, dtype=float)
+    if not 1 <= k <= len(points):
+        raise StudyError(f'cannot make {k} clusters of {len(points)} rows')
+    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(points)
+    sizes = np.bincount(km.labels_, minlength=k)
+    order = sorted(range(k), key=lambda c: (-sizes[c], tuple(km.cluster_centers_[c])))
+    relabel = np.empty(k, dtype=int)
+    relabel[order] = np.arange(k)
+    return relabel[km.labels_], km.cluster_centers_[order], float(km.inertia_)
+
+
+def composition(labels: Sequence[int], families: Sequence[str]) -> pd.DataFrame:
+    """Cluster x mobile species counts (the paper's cluster populations)."""
+    return pd.crosstab(pd.Series(labels, name='cluster'), pd.Series(list(families), name='family'))

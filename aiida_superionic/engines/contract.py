@@ -60,14 +60,18 @@ class Engine(ABC):
 
 
 def get_engine(name: str) -> Engine:
-    """The engine registered under ``name`` ('mlip'; 'vasp' once its issue lands)."""
+    """The engine registered under ``name`` ('mlip' or 'vasp')."""
     from ..exceptions import InputError
 
     if name == 'mlip':
         from .mlip.engine import MlipEngine
 
         return MlipEngine()
-    raise InputError(f'unknown engine {name!r}: available engines are mlip')
+    if name == 'vasp':
+        from .vasp.engine import VaspEngine
+
+        return VaspEngine()
+    raise InputError(f'unknown engine {name!r}: available engines are mlip, vasp')
 
 
 def deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,357 @@
+"""``superionic.vasp.step``: one step of the engine contract through aiida-vasp's ``vasp.vasp`` work chain.
+
+aiida-vasp writes the inputs, runs VASP, parses it and handles its errors (electronic or ionic
+non-convergence, unfinished runs: ``VaspWorkChain`` handlers). This work chain only turns what VASP wrote
+into the contract's outputs (:mod:`aiida_superionic.engines.contract`) with the readers of
+:mod:`.outputs`, and, for MD, chains segments: each continues from the CONTCAR (positions and
+velocities) of the one before, and the segments' XDATCARs (read with the project's streaming reader)
+are stitched into one trajectory node by ``superionic.stitch_trajectories``.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
+from aiida_vasp.calcs.vasp import VaspCalculation
+from aiida_vasp.workchains.v2.vasp import VaspWorkChain
+
+from ...calculations.functions import stitch_trajectories
+from ...data import MDTrajectoryData
+from ...exceptions import InputError
+from . import outputs as vo
+
+#: aiida-vasp handlers that would restart an unfinished MD job from its last positions *without* its
+#: velocities; the MD loop here continues it with them instead.
+MD_DISABLED_HANDLERS = ('handler_unfinished_calc_ionic', 'handler_unfinished_calc_generic')
+
+
+class VaspVelocityCalculation(VaspCalculation):
+    """aiida-vasp's ``VaspCalculation`` that can also write a velocity block into the POSCAR (MD restarts)."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            'velocities',
+            valid_type=orm.ArrayData,
+            required=False,
+            help='Array ``velocities`` (n_atoms x 3, Å/fs, cartesian) written after the POSCAR positions.',
+        )
+
+    def write_poscar(self, dst: str) -> None:
+        super().write_poscar(dst)
+        if 'velocities' not in self.inputs:
+            return
+        velocities = self.inputs.velocities.get_array('velocities')
+        if velocities.shape != (len(self.inputs.structure.sites), 3):
+            raise InputError(
+                f'velocities: shape {velocities.shape} does not match {len(self.inputs.structure.sites)} atoms'
+            )
+        with open(dst, 'a', encoding='utf8') as handle:
+            handle.write('Cartesian\n')
+            for v in velocities:
+                handle.write(f'  {v[0]: .10E} {v[1]: .10E} {v[2]: .10E}\n')
+
+
+class SuperionicVaspWorkChain(VaspWorkChain):
+    """``vasp.vasp`` running :class:`VaspVelocityCalculation` (everything else is aiida-vasp's)."""
+
+    _process_class = VaspVelocityCalculation
+
+
+def _read_folder_file(folder: orm.FolderData, name: str, tmp: Path) -> Path:
+    if name not in folder.base.repository.list_object_names():
+        raise vo.VaspOutputError(f'{name} was not retrieved (the run crashed or was not asked to write it)')
+    path = tmp / name
+    path.write_bytes(folder.base.repository.get_object_content(name, mode='rb'))
+    return path
+
+
+@calcfunction
+def vasp_step_outputs(retrieved: orm.FolderData, parameters: orm.Dict) -> dict[str, orm.Data]:
+    """The contract outputs of an elastic, phonon_gamma, dielectric or band_gap step from its files."""
+    p = parameters.get_dict()
+    step = p['step']
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if step == 'elastic':
+            voigt = vo.read_elastic_moduli(_read_folder_file(retrieved, 'OUTCAR', tmp))
+            array = orm.ArrayData()
+            array.set_array('voigt_GPa', voigt)
+            results = {'source': 'OUTCAR TOTAL ELASTIC MODULI (kBar) / 10, Voigt xx yy zz yz xz xy'}
+            return {'elastic_tensor': array, 'results': orm.Dict({'engine': 'vasp', **results})}
+        if step == 'phonon_gamma':
+            modes = vo.gamma_modes_meV(
+                vo.read_dynmat_eigenvalues(_read_folder_file(retrieved, 'vasprun.xml', tmp))
+            )
+            return {
+                'phonon': orm.Dict({**modes, 'source': 'vasprun.xml <dynmat> (DFPT at Γ)'}),
+                'results': orm.Dict({'engine': 'vasp', 'gamma_mode_meV': modes['gamma_mode_meV']}),
+            }
+        if step == 'dielectric':
+            data = vo.read_lepsilon(_read_folder_file(retrieved, 'OUTCAR', tmp))
+            born = data['born_charges']
+            symbols = p['symbols']
+            mobile = p.get('mobile')
+            iso = [float(np.trace(z) / 3) for z in born]
+            mobile_idx = [i for i, s in enumerate(symbols) if s == mobile]
+            return {
+                'dielectric': orm.Dict(
+                    {
+                        'epsilon_inf': float(np.trace(data['epsilon_inf']) / 3),
+                        'epsilon_inf_tensor': data['epsilon_inf'].tolist(),
+                        'born_charge_e': float(np.mean([iso[i] for i in mobile_idx])) if mobile_idx else None,
+                        'born_charge_species': mobile,
+                        'born_charges_isotropic_e': iso,
+                        'born_charges_tensor_e': born.tolist(),
+                    }
+                )
+            }
+        if step == 'band_gap':
+            gap = vo.read_band_gap(_read_folder_file(retrieved, 'vasprun.xml', tmp))
+            return {'band_gap': orm.Dict(gap)}
+    raise InputError(f'no output reader for step {step!r}')
+
+
+def md_segment_info(xdatcar: Path, oszicar: Path | None, nblock: int, start_step: int):
+    """Frames of one MD segment and the global MD step of each: frame k was written after step
+    ``start_step + nblock * (k + 1)``. Also the number of MD steps the segment completed (the ``T=``
+    lines of its OSZICAR; from the frames when there is no OSZICAR)."""
+    from ...io.xdatcar import read_xdatcar
+
+    traj = read_xdatcar(xdatcar, allow_truncated=True)
+    steps = start_step + nblock * (np.arange(traj.n_frames) + 1)
+    done = None
+    if oszicar is not None and oszicar.is_file():
+        done = len(re.findall(r'^\s*\d+\s+T=', oszicar.read_text(errors='replace'), flags=re.M))
+    if done is None:
+        done = traj.n_frames * nblock
+    return traj, steps, int(done)
+
+
+def md_restart_inputs(contcar: Path, structure: orm.StructureData) -> tuple[orm.StructureData, orm.ArrayData]:
+    """The structure (positions of the CONTCAR, cell and species of ``structure``) and velocities
+    (ArrayData ``velocities``, Å/fs) that continue an MD segment."""
+    frac, velocities = vo.read_poscar_velocities(contcar)
+    if len(frac) != len(structure.sites):
+        raise vo.VaspOutputError(f'CONTCAR has {len(frac)} atoms, the MD cell {len(structure.sites)}')
+    if velocities is None:
+        raise vo.VaspOutputError('CONTCAR has no velocity block: cannot continue the MD segment')
+    ase = structure.get_ase()
+    ase.set_scaled_positions(frac)
+    array = orm.ArrayData()
+    array.set_array('velocities', velocities)
+    return orm.StructureData(ase=ase), array
+
+
+@calcfunction
+def vasp_md_segment(retrieved: orm.FolderData, parameters: orm.Dict) -> dict[str, orm.Data]:
+    """One MD segment's frames (XDATCAR, streaming reader) as MDTrajectoryData with the global step of
+    each frame (array ``steps``), and ``info`` (Dict ``steps_done``)."""
+    p = parameters.get_dict()
+    names = retrieved.base.repository.list_object_names()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        xdatcar = _read_folder_file(retrieved, 'XDATCAR', tmp)
+        oszicar = _read_folder_file(retrieved, 'OSZICAR', tmp) if 'OSZICAR' in names else None
+        traj, steps, done = md_segment_info(xdatcar, oszicar, int(p['nblock']), int(p['start_step']))
+    segment = MDTrajectoryData.from_trajectory(
+        traj,
+        timestep_fs=float(p['timestep_fs']) * int(p['frame_interval']),
+        temperature_K=float(p['temperature_K']),
+        mobile_species=p.get('mobile'),
+        origin={'engine': 'vasp', 'format': 'XDATCAR', 'retrieved': retrieved.uuid},
+    )
+    segment.set_array('steps', steps)
+    if p.get('restart_from') is not None:
+        segment.base.attributes.set('restart_from_step', int(p['restart_from']))
+    return {'trajectory': segment, 'info': orm.Dict({'steps_done': done, 'n_frames': traj.n_frames})}
+
+
+@calcfunction
+def vasp_md_restart(retrieved: orm.FolderData, structure: orm.StructureData) -> dict[str, orm.Data]:
+    """Structure and velocities of a segment's CONTCAR, to continue the MD."""
+    with tempfile.TemporaryDirectory() as tmp:
+        new, velocities = md_restart_inputs(_read_folder_file(retrieved, 'CONTCAR', Path(tmp)), structure)
+    return {'structure': new, 'velocities': velocities}
+
+
+@calcfunction
+def vasp_relax_results(misc: orm.Dict) -> orm.Dict:
+    """The relax step's ``results`` from aiida-vasp's ``misc``."""
+    m = misc.get_dict()
+    return orm.Dict(
+        {
+            'engine': 'vasp',
+            'energy_eV': m.get('total_energies', {}).get('energy_extrapolated'),
+            'maximum_force_eV_A': m.get('maximum_force'),
+            'maximum_stress_kbar': m.get('maximum_stress'),
+        }
+    )
+
+
+class VaspStepWorkChain(WorkChain):
+    """One contract step with VASP: ``vasp.vasp`` (one job or, for MD, a chain of segments) + readers."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.expose_inputs(SuperionicVaspWorkChain, namespace='vasp')
+        spec.input(
+            'step', valid_type=orm.Str, help='relax, elastic, phonon_gamma, dielectric, band_gap or md.'
+        )
+        spec.input(
+            'step_settings',
+            valid_type=orm.Dict,
+            default=lambda: orm.Dict({}),
+            help='md: n_steps, segment_steps, frame_interval, timestep_fs, temperature_K, max_segments; '
+            'dielectric: mobile.',
+        )
+        spec.outline(
+            cls.setup,
+            while_(cls.should_run)(cls.run_vasp, cls.inspect),
+            if_(cls.is_md)(cls.stitch).else_(cls.results),
+        )
+        spec.output('results', valid_type=orm.Dict, required=False)
+        spec.output('structure', valid_type=orm.StructureData, required=False)
+        spec.output('elastic_tensor', valid_type=orm.ArrayData, required=False)
+        spec.output('phonon', valid_type=orm.Dict, required=False)
+        spec.output('dielectric', valid_type=orm.Dict, required=False)
+        spec.output('band_gap', valid_type=orm.Dict, required=False)
+        spec.output('trajectory', valid_type=MDTrajectoryData, required=False)
+        spec.exit_code(401, 'ERROR_VASP_FAILED', message='the VASP {step} job failed: {message}')
+        spec.exit_code(402, 'ERROR_OUTPUT', message='the VASP {step} outputs could not be read: {message}')
+        spec.exit_code(403, 'ERROR_MD_SEGMENTS', message='MD stopped after {n} segments: {message}')
+
+    def setup(self):
+        self.ctx.inputs = AttributeDict(self.exposed_inputs(SuperionicVaspWorkChain, 'vasp'))
+        self.ctx.step = self.inputs.step.value
+        self.ctx.settings = self.inputs.step_settings.get_dict()
+        self.ctx.done = False
+        self.ctx.segments = []  # MDTrajectoryData of finished segments
+        self.ctx.md_step = 0
+        self.ctx.restart_from = None
+
+    def is_md(self):
+        return self.ctx.step == 'md'
+
+    def should_run(self):
+        return not self.ctx.done
+
+    def run_vasp(self):
+        inputs = AttributeDict(self.ctx.inputs)
+        if self.is_md():
+            s = self.ctx.settings
+            remaining = int(s['n_steps']) - self.ctx.md_step
+            nblock = int(s['frame_interval'])
+            nsw = min(int(s['segment_steps']), remaining)
+            if self.ctx.md_step % nblock:  # realign a segment stopped off the frame grid (one short job)
+                nsw = nblock - self.ctx.md_step % nblock
+                nblock = nsw
+            incar = inputs.parameters.get_dict()
+            incar['incar'] = {**incar.get('incar', {}), 'NSW': nsw, 'NBLOCK': nblock}
+            inputs.parameters = orm.Dict(incar)
+            self.ctx.segment_nblock = nblock
+            self.ctx.segment_start = self.ctx.md_step
+        node = self.submit(SuperionicVaspWorkChain, **inputs)
+        node.base.extras.set('superionic_segment', len(self.ctx.segments))
+        return ToContext(child=node)
+
+    def _last_calc(self, node) -> orm.CalcJobNode | None:
+        calcs = [n for n in node.called if isinstance(n, orm.CalcJobNode)]
+        return max(calcs, key=lambda n: n.ctime) if calcs else None
+
+    def inspect(self):
+        child = self.ctx.child
+        if not self.is_md():
+            self.ctx.done = True
+            if not child.is_finished_ok:
+                return self.exit_codes.ERROR_VASP_FAILED.format(
+                    step=self.ctx.step, message=f'{child.process_label}<{child.pk}>: {child.exit_message}'
+                )
+            return None
+        return self._inspect_md_segment(child)
+
+    def _inspect_md_segment(self, child):
+        s = self.ctx.settings
+        calc = self._last_calc(child)
+        n = len(self.ctx.segments) + 1
+        if calc is None or 'retrieved' not in calc.outputs:
+            return self.exit_codes.ERROR_MD_SEGMENTS.format(n=n, message=f'{child.pk} retrieved nothing')
+        retrieved = calc.outputs.retrieved
+        params = {
+            'nblock': self.ctx.segment_nblock,
+            'start_step': self.ctx.segment_start,
+            'timestep_fs': s['timestep_fs'],
+            'frame_interval': s['frame_interval'],
+            'temperature_K': s['temperature_K'],
+            'mobile': s.get('mobile'),
+            'restart_from': self.ctx.restart_from,
+        }
+        try:
+            seg = vasp_md_segment(retrieved, orm.Dict(params))
+        except InputError as exc:
+            return self.exit_codes.ERROR_MD_SEGMENTS.format(n=n, message=str(exc))
+        self.ctx.segments.append(seg['trajectory'])
+        done = seg['info']['steps_done']
+        self.ctx.md_step = self.ctx.segment_start + done
+        if not child.is_finished_ok:
+            self.report(
+                f'MD segment {n} ({child.process_label}<{child.pk}>) stopped after {done} steps '
+                f'({child.exit_message}): continuing from its CONTCAR'
+            )
+        if self.ctx.md_step >= int(s['n_steps']):
+            self.ctx.done = True
+            return None
+        if n >= int(s.get('max_segments', 40)):
+            return self.exit_codes.ERROR_MD_SEGMENTS.format(n=n, message='max_segments reached')
+        try:
+            restart = vasp_md_restart(retrieved, self.ctx.inputs.structure)
+        except InputError as exc:
+            return self.exit_codes.ERROR_MD_SEGMENTS.format(n=n, message=str(exc))
+        self.ctx.inputs.structure = restart['structure']
+        self.ctx.inputs.velocities = restart['velocities']
+        self.ctx.restart_from = self.ctx.md_step
+        return None
+
+    def stitch(self):
+        segments = self.ctx.segments
+        if len(segments) == 1:
+            trajectory = segments[0]
+        else:
+            try:
+                trajectory = stitch_trajectories(
+                    **{f'segment_{i:03d}': seg for i, seg in enumerate(segments)}
+                )
+            except Exception as exc:  # the calcfunction raised: report it as an exit code
+                return self.exit_codes.ERROR_MD_SEGMENTS.format(n=len(segments), message=str(exc))
+        self.out('trajectory', trajectory)
+        self.report(f'MD: {trajectory.n_frames} frames from {len(segments)} segment(s)')
+        return None
+
+    def results(self):
+        child = self.ctx.child
+        step = self.ctx.step
+        if step == 'relax':
+            self.out(
+                'structure',
+                child.outputs.structure if 'structure' in child.outputs else self.ctx.inputs.structure,
+            )
+            self.out('results', vasp_relax_results(child.outputs.misc))
+            return None
+        params = {'step': step, 'mobile': self.ctx.settings.get('mobile')}
+        structure = self.ctx.inputs.structure
+        params['symbols'] = [structure.get_kind(site.kind_name).symbol for site in structure.sites]
+        try:
+            outs = vasp_step_outputs(child.outputs.retrieved, orm.Dict(params))
+        except InputError as exc:
+            return self.exit_codes.ERROR_OUTPUT.format(step=step, message=str(exc))
+        for name, node in outs.items():
+            self.out(name, node)
+        return None

@@ -37,7 +37,7 @@ def _json_object(text: str | None, option: str) -> dict:
     help="MD temperatures in K (repeat, or space-separated after one -T). Default: the protocol's.",
 )
 @click.option(
-    '-e', '--engine', default='mlip', show_default=True, type=click.Choice(['mlip']), help='Engine.'
+    '-e', '--engine', default='mlip', show_default=True, type=click.Choice(['mlip', 'vasp']), help='Engine.'
 )
 @click.option(
     '-P',

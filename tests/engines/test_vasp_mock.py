@@ -212,3 +212,116 @@ def test_engine_refuses_the_vacancy_step_with_one_clear_line(mock_code):
 
     with pytest.raises(InputError, match='not implemented for the vasp engine'):
         engine.get_builder('vacancy', orm.StructureData(), mock_code, engine.protocol('fast'), mobile='Li')
+
+
+def _run_step(mock_code, step, structure, cases, protocol='fast', overrides=None, **kwargs):
+    engine = get_engine('vasp')
+    settings = engine.protocol(protocol, overrides)
+    options = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'withmpi': False}
+    builder = engine.get_builder(step, structure, mock_code, settings, options=options, **kwargs)
+    return _run(builder, cases)
+
+
+def test_dielectric_chain_through_mock_vasp(mock_code, potcar_family):
+    """ε∞ and the Born charge of the mobile ion from the real LEPSILON recording, against pymatgen."""
+    structure = _structure_of(RECORDINGS / 'vasprun_lepsilon.xml.gz')
+    outputs, node = _run_step(mock_code, 'dielectric', structure, ['dielectric'], mobile='Zn')
+    assert node.is_finished_ok, node.exit_message
+    incar = _incar_of(node)
+    assert incar['IBRION'] == '8' and incar['LEPSILON'].upper().startswith(('T', '.T'))
+    ref = Outcar(str(RECORDINGS / 'OUTCAR_lepsilon.gz'))
+    ref.read_lepsilon()
+    d = outputs['dielectric'].get_dict()
+    assert d['epsilon_inf'] == pytest.approx(np.trace(ref.dielectric_tensor) / 3)
+    zn = [i for i, site in enumerate(structure.sites) if site.kind_name == 'Zn']
+    assert len(zn) == 6
+    assert d['born_charge_e'] == pytest.approx(np.mean([np.trace(np.array(ref.born)[i]) / 3 for i in zn]))
+
+
+def test_band_gap_chain_through_mock_vasp(mock_code, potcar_family):
+    structure = _structure_of(RECORDINGS / 'vasprun_lepsilon.xml.gz')
+    outputs, node = _run_step(mock_code, 'band_gap', structure, ['band_gap'])
+    assert node.is_finished_ok, node.exit_message
+    incar = _incar_of(node)
+    assert incar['IBRION'] == '-1' and incar['NSW'] == '0'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        gap = Vasprun(
+            str(RECORDINGS / 'vasprun_lepsilon.xml.gz'), parse_potcar_file=False
+        ).eigenvalue_band_properties[0]
+    assert outputs['band_gap']['band_gap_eV'] == pytest.approx(gap, abs=1e-6)
+    assert outputs['band_gap']['band_gap_eV'] == pytest.approx(2.2305, abs=1e-4)
+
+
+MD_OVERRIDES = {'md': {'n_steps': 2, 'segment_steps': 1, 'frame_interval': 1}}
+
+
+def test_md_segments_continue_from_contcar_and_are_stitched(mock_code, potcar_family, tmp_path):
+    """Two MD segments (NSW=1 each): the second starts from the first's CONTCAR positions *and*
+    velocities (a velocity block in its POSCAR), and the XDATCARs, read by the project's streaming
+    reader, are stitched into one trajectory node. No real AIMD recording with its vasprun.xml, OUTCAR
+    and CONTCAR exists: the closest real complete one (a static LEPSILON run, 1 XDATCAR frame, a CONTCAR
+    with a zero velocity block) stands in for each segment's outputs."""
+    from aiida_superionic.io.xdatcar import read_xdatcar
+
+    structure = _structure_of(RECORDINGS / 'vasprun_lepsilon.xml.gz')
+    outputs, node = _run_step(
+        mock_code,
+        'md',
+        structure,
+        ['md_segment_1', 'md_segment_2'],
+        overrides=MD_OVERRIDES,
+        temperature_K=900.0,
+    )
+    assert node.is_finished_ok, node.exit_message
+    calcs = _calcs(node)
+    assert len(calcs) == 2
+    incar = _incar_of(node)
+    assert incar['IBRION'] == '0' and incar['MDALGO'] == '2' and incar['ISIF'] == '2'
+    assert float(incar['POTIM']) == 1.5 and float(incar['TEBEG']) == 900.0 == float(incar['TEEND'])
+    assert incar['NSW'] == '1' and incar['NBLOCK'] == '1' and incar['ISYM'] == '0'
+    kpoints = calcs[0].base.repository.get_object_content('KPOINTS').split()
+    assert kpoints[-6:-3] == ['1', '1', '1']  # Γ only
+    assert 'velocities' not in calcs[0].inputs and 'velocities' in calcs[1].inputs
+    poscar_2 = calcs[1].base.repository.get_object_content('POSCAR')
+    assert 'Cartesian' in poscar_2  # the velocity block written after the positions
+    from pymatgen.io.vasp import Poscar
+
+    from aiida_superionic.engines.vasp.outputs import read_poscar_velocities
+
+    contcar = RECORDINGS / 'CONTCAR_lepsilon'
+    _, vel_c = read_poscar_velocities(contcar)
+    written = tmp_path / 'POSCAR_segment_2'
+    written.write_text(poscar_2)
+    _, vel_2 = read_poscar_velocities(written)
+    np.testing.assert_array_equal(vel_2, vel_c)  # the CONTCAR's velocities (all zero in this recording)
+    frac_2 = Poscar.from_file(str(written)).structure.frac_coords  # pymatgen reads the POSCAR we wrote
+    np.testing.assert_allclose(frac_2, Poscar.from_file(str(contcar)).structure.frac_coords, atol=1e-8)
+
+    traj = outputs['trajectory']
+    ref = read_xdatcar(RECORDINGS / 'XDATCAR_lepsilon')
+    assert traj.n_frames == 2 * ref.n_frames == 2
+    np.testing.assert_allclose(traj.get_positions()[0], ref.positions[0], atol=1e-4)
+    np.testing.assert_array_equal(traj.get_array('steps'), [1, 2])
+    assert traj.timestep_fs == pytest.approx(1.5) and traj.temperature_K == 900.0
+    assert traj.origin['segments'] == 2
+    assert traj.creator.process_type.endswith('stitch_trajectories')
+
+
+def test_crashed_md_segment_is_a_clear_exit_code(mock_code, potcar_family):
+    """The real killed run (truncated vasprun.xml, empty CONTCAR, no XDATCAR) as an MD segment."""
+    structure = _structure_of(RECORDINGS / 'exit_codes_converged' / 'vasprun.xml.gz')
+    _, node = _run_step(
+        mock_code, 'md', structure, ['md_crashed'], overrides=MD_OVERRIDES, temperature_K=600.0
+    )
+    assert node.exit_status == 403
+    assert 'XDATCAR was not retrieved' in node.exit_message
+
+
+def test_crashed_relax_is_a_clear_exit_code(mock_code, potcar_family):
+    """The real killed run as a relaxation: aiida-vasp cannot continue it (no CONTCAR), the step fails
+    with one line naming the job and aiida-vasp's reason."""
+    structure = _structure_of(RECORDINGS / 'exit_codes_converged' / 'vasprun.xml.gz')
+    _, node = _run(RelaxWorkChain, ['relax_crashed'], structure=structure, **_common(mock_code, 'moderate'))
+    assert node.exit_status == RelaxWorkChain.exit_codes.ERROR_ENGINE_FAILED.status
+    assert 'the VASP relax job failed: SuperionicVaspWorkChain<' in node.exit_message

@@ -117,7 +117,9 @@ class VaspEngine(Engine):
             mesh.set_kpoints_mesh([1, 1, 1])
             vasp.kpoints = mesh
             vasp_settings['ADDITIONAL_RETRIEVE_LIST'] = list(MD_RETRIEVE)
-            vasp_settings['parser_settings'] = {'check_ionic_convergence': False}
+            # aiida-vasp's parser: no ionic convergence for MD, and no output structure needed (the next
+            # segment reads the CONTCAR itself, with the velocities)
+            vasp_settings['parser_settings'] = {'check_ionic_convergence': False, 'check_completeness': False}
             vasp.handler_overrides = orm.Dict({name: False for name in MD_DISABLED_HANDLERS})
             vasp.max_iterations = orm.Int(1)
             step_settings = {

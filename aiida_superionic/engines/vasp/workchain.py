@@ -122,15 +122,15 @@ def vasp_step_outputs(retrieved: orm.FolderData, parameters: orm.Dict) -> dict[s
 def md_segment_info(xdatcar: Path, oszicar: Path | None, nblock: int, start_step: int):
     """Frames of one MD segment and the global MD step of each: frame k was written after step
     ``start_step + nblock * (k + 1)``. Also the number of MD steps the segment completed (the ``T=``
-    lines of its OSZICAR; from the frames when there is no OSZICAR)."""
+    lines of its OSZICAR; frames x nblock when the OSZICAR is missing or has no MD lines)."""
     from ...io.xdatcar import read_xdatcar
 
     traj = read_xdatcar(xdatcar, allow_truncated=True)
     steps = start_step + nblock * (np.arange(traj.n_frames) + 1)
-    done = None
+    done = 0
     if oszicar is not None and oszicar.is_file():
         done = len(re.findall(r'^\s*\d+\s+T=', oszicar.read_text(errors='replace'), flags=re.M))
-    if done is None:
+    if done == 0:  # no OSZICAR, or no MD lines in it
         done = traj.n_frames * nblock
     return traj, steps, int(done)
 

@@ -7,8 +7,7 @@ import io
 import pandas as pd
 from aiida.orm import SinglefileData
 
-#: Columns read back as text (everything else is a float, except ``stoichiometric`` and ``pk``).
-TEXT_COLUMNS = ('material', 'formula', 'family', 'engine', 'uuid', 'Stc', 'Sym')
+from ..study.table import TEXT_COLUMNS, normalise_text
 
 
 class DescriptorTableData(SinglefileData):
@@ -33,17 +32,17 @@ class DescriptorTableData(SinglefileData):
 
     def to_dataframe(self) -> pd.DataFrame:
         columns = self.base.attributes.get('columns')
+        # pandas >= 3 parses floats exactly by default (and deprecates the option)
+        exact = {'float_precision': 'round_trip'} if int(pd.__version__.split('.')[0]) < 3 else {}
         with self.open(mode='r') as handle:
             table = pd.read_csv(
                 handle,
-                dtype={c: 'string' for c in TEXT_COLUMNS if c in columns},
+                dtype={c: str for c in TEXT_COLUMNS if c in columns},
                 keep_default_na=False,
                 na_values=[''],
-                float_precision='round_trip',
+                **exact,
             )
-        for c in TEXT_COLUMNS:
-            if c in table.columns:
-                table[c] = table[c].astype(object).where(table[c].notna(), None)
+        normalise_text(table)
         table['stoichiometric'] = table['stoichiometric'].astype(bool)
         table['pk'] = table['pk'].astype('Int64')
         table.attrs['units'] = dict(self.base.attributes.get('units', {}))

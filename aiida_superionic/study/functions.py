@@ -197,9 +197,7 @@ def cluster(pca: orm.ArrayData, parameters: orm.Dict) -> orm.Dict | ExitCode:
                 'row_uuids': pca.base.attributes.get('row_uuids'),
                 'centroids': centroids.tolist(),
                 'final_inertia': inertia,
-                'composition': {
-                    str(c): {f: int(n) for f, n in comp.loc[c].items() if n} for c in comp.index
-                },
+                'composition': {str(c): {f: int(n) for f, n in comp.loc[c].items() if n} for c in comp.index},
             }
         )
     )

@@ -131,6 +131,7 @@ def train_validate(
     """
     from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
 
     numeric, categorical, dropped = feature_columns(table, target, feature_set)
     y_all = pd.to_numeric(table[target], errors='coerce')
@@ -139,12 +140,15 @@ def train_validate(
     materials = rows['material'].to_numpy()
     unique = list(dict.fromkeys(sorted(materials)))
     if len(unique) < 2:
-        raise StudyError(f'leave-one-material-out needs at least 2 materials with {target}; found {len(unique)}')
+        raise StudyError(
+            f'leave-one-material-out needs at least 2 materials with {target}; found {len(unique)}'
+        )
     x = _inputs(rows, numeric, categorical)
     estimator = make_model(model, numeric, categorical, seed, max_iter)
     predicted = np.empty_like(y)
     test_terms, train_terms = [], []
-    with warnings.catch_warnings():
+    # one BLAS thread: the matrices are small, and threads fighting over busy cores made a fit 20x slower
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api='blas'):
         warnings.simplefilter('ignore', ConvergenceWarning)
         for material in unique:
             test = materials == material
@@ -177,7 +181,9 @@ def train_validate(
 
 def predict(model, table: pd.DataFrame, numeric: list[str], categorical: list[str]) -> np.ndarray:
     """Apply a fitted model to rows of a descriptor table; every numeric input must be known."""
-    missing = [c for c in numeric if c not in table.columns or pd.to_numeric(table[c], errors='coerce').isna().any()]
+    missing = [
+        c for c in numeric if c not in table.columns or pd.to_numeric(table[c], errors='coerce').isna().any()
+    ]
     if missing:
         raise StudyError(f'the record lacks inputs of this model: {", ".join(missing)}')
     return model.predict(_inputs(table, numeric, categorical))

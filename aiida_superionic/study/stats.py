@@ -30,6 +30,8 @@ from ..descriptors import DESCRIPTORS
 #: Ordinal code of the crystal systems (Sym) in the correlations: the order of their holohedries.
 CRYSTAL_SYSTEMS = ('triclinic', 'monoclinic', 'orthorhombic', 'tetragonal', 'trigonal', 'hexagonal', 'cubic')
 
+_SYM_CODES = {name: i + 1.0 for i, name in enumerate(CRYSTAL_SYSTEMS)}
+
 #: Descriptor keys in Table 1's order.
 DESCRIPTOR_KEYS = tuple(d.key for d in DESCRIPTORS)
 
@@ -45,13 +47,14 @@ def numeric_descriptors(table: pd.DataFrame, columns: Sequence[str] | None = Non
     for key in columns:
         col = table[key]
         if key == 'Sym':
-            codes = {name: i + 1.0 for i, name in enumerate(CRYSTAL_SYSTEMS)}
-            out[key] = col.map(lambda v: codes.get(str(v).lower(), np.nan) if v is not None else np.nan)
+            out[key] = col.map(lambda v: _SYM_CODES.get(str(v).lower(), np.nan) if v is not None else np.nan)
         elif key == 'Stc':
             out[key] = col.map(
-                lambda v: {'stoichiometric': 1.0, 'non-stoichiometric': 0.0}.get(v, np.nan)
-                if v is not None
-                else np.nan
+                lambda v: (
+                    {'stoichiometric': 1.0, 'non-stoichiometric': 0.0}.get(v, np.nan)
+                    if v is not None
+                    else np.nan
+                )
             )
         else:
             out[key] = pd.to_numeric(col, errors='coerce')
@@ -86,9 +89,7 @@ def _usable_columns(x: pd.DataFrame, min_pairs: int) -> tuple[list[str], dict[st
     return keep, dropped
 
 
-def correlation_matrices(
-    table: pd.DataFrame, method: str = 'spearman', min_pairs: int = 3
-) -> dict[str, Any]:
+def correlation_matrices(table: pd.DataFrame, method: str = 'spearman', min_pairs: int = 3) -> dict[str, Any]:
     """Spearman (c_S) or Pearson (c_P) coefficients of every pair of descriptors with their p-values.
 
     Returns ``coefficients``, ``p_values`` and ``n_pairs`` (square data frames over the kept
@@ -100,6 +101,10 @@ def correlation_matrices(
         raise StudyError(f'unknown correlation method {method!r}: spearman or pearson')
     x = numeric_descriptors(table)
     keep, dropped = _usable_columns(x, min_pairs)
+    if len(keep) < 2:
+        raise StudyError(
+            f'fewer than 2 descriptors with {min_pairs} or more known, non-constant values ({len(table)} rows)'
+        )
     values = x[keep].to_numpy()
     known = np.isfinite(values)
     n = len(keep)
@@ -166,20 +171,41 @@ def bootstrap_correlations(
         raise StudyError('a bootstrap over materials needs at least 2 materials')
     rows_of = [np.flatnonzero(materials == m) for m in unique]
     rng = np.random.default_rng(seed)
-    draws = [np.concatenate([rows_of[i] for i in rng.integers(0, len(unique), len(unique))]) for _ in range(n_boot)]
+    draws = [
+        np.concatenate([rows_of[i] for i in rng.integers(0, len(unique), len(unique))]) for _ in range(n_boot)
+    ]
     y = x[target].to_numpy()
     alpha = (1.0 - confidence) / 2.0
+    keys = [k for k in x.columns if k != target]
+    # descriptors known in every row where the target is known: all draws at once, vectorised
+    rows_y = np.isfinite(y)
+    full = [k for k in keys if np.isfinite(x[k].to_numpy()[rows_y]).all()]
+    full_boot = {}
+    if full:
+        xf = x[full].to_numpy()
+        samples = np.empty((n_boot, len(full)))
+        for b, idx in enumerate(draws):
+            idx = idx[rows_y[idx]]
+            ranks = stats.rankdata(xf[idx], axis=0)
+            ry = stats.rankdata(y[idx])
+            rc, ryc = ranks - ranks.mean(axis=0), ry - ry.mean()
+            with np.errstate(invalid='ignore', divide='ignore'):
+                samples[b] = (rc * ryc[:, None]).sum(axis=0) / np.sqrt((rc**2).sum(axis=0) * (ryc**2).sum())
+            if len(idx) < min_pairs:
+                samples[b] = np.nan
+        full_boot = {k: samples[:, i] for i, k in enumerate(full)}
     out = {}
-    for key in x.columns:
-        if key == target:
-            continue
+    for key in keys:
         col = x[key].to_numpy()
         point = _spearman_pairwise(col, y, min_pairs)
         if not np.isfinite(point):
             continue
-        boot = np.array([_spearman_pairwise(col[idx], y[idx], min_pairs) for idx in draws])
+        if key in full_boot:
+            boot = full_boot[key]
+        else:
+            boot = np.array([_spearman_pairwise(col[idx], y[idx], min_pairs) for idx in draws])
         boot = boot[np.isfinite(boot)]
-        low, high = (np.quantile(boot, [alpha, 1 - alpha]) if len(boot) else (np.nan, np.nan))
+        low, high = np.quantile(boot, [alpha, 1 - alpha]) if len(boot) else (np.nan, np.nan)
         out[key] = {'c_S': point, 'low': float(low), 'high': float(high), 'n_valid': len(boot)}
     frame = pd.DataFrame.from_dict(out, orient='index')
     frame['n_materials'] = len(unique)
@@ -212,9 +238,7 @@ def complete_matrix(
     return x, dropped, rows
 
 
-def pca_spearman(
-    table: pd.DataFrame, max_missing: float = 0.25, min_rows: int = 3
-) -> dict[str, Any]:
+def pca_spearman(table: pd.DataFrame, max_missing: float = 0.25, min_rows: int = 3) -> dict[str, Any]:
     """PCA by diagonalising the Spearman correlation matrix (the paper's Fig. 4).
 
     The matrix is built on :func:`complete_matrix`'s rows and columns (so it is a true correlation
@@ -248,9 +272,7 @@ def pca_spearman(
     }
 
 
-def kmeans_scan(
-    points: np.ndarray, k_max: int = 8, seed: int = 0, n_init: int = 20
-) -> dict[str, Any]:
+def kmeans_scan(points: np.ndarray, k_max: int = 8, seed: int = 0, n_init: int = 20) -> dict[str, Any]:
     """Elbow (inertia for k = 1..k_max) and mean silhouette (k = 2..min(k_max, n-1)) of k-means."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score

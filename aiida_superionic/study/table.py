@@ -16,6 +16,19 @@ from ..descriptors import DESCRIPTORS, UNITS
 
 SCHEMA = 'superionic.record.v1'
 
+#: Columns read back as text (everything else is a float, except ``stoichiometric`` and ``pk``).
+TEXT_COLUMNS = ('material', 'formula', 'family', 'engine', 'uuid', 'Stc', 'Sym')
+
+
+def normalise_text(table: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as Python objects with None for missing (the same under pandas 2 and 3)."""
+    for c in TEXT_COLUMNS:
+        if c in table.columns:
+            col = table[c].astype(object)
+            table[c] = col.where(col.notna(), None)
+    return table
+
+
 #: The columns before the descriptors.
 META_COLUMNS = ('material', 'formula', 'family', 'temperature_K', 'stoichiometric', 'engine', 'uuid', 'pk')
 
@@ -52,6 +65,7 @@ def table_from_records(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         if d.numeric:
             table[d.key] = table[d.key].astype(float)
     table['pk'] = table['pk'].astype('Int64')
+    normalise_text(table)
     table = table.sort_values(
         ['family', 'material', 'temperature_K', 'stoichiometric', 'uuid'],
         ascending=[True, True, True, False, True],

@@ -48,7 +48,9 @@ def study_parameters(overrides: dict[str, Any] | None) -> dict[str, Any]:
     for name, allowed in (('feature_sets', FEATURE_SETS), ('models', MODELS)):
         bad = set(p['ml'][name]) - set(allowed)
         if bad:
-            raise ValueError(f'unknown ml.{name}: {", ".join(sorted(bad))} (choose from {", ".join(allowed)})')
+            raise ValueError(
+                f'unknown ml.{name}: {", ".join(sorted(bad))} (choose from {", ".join(allowed)})'
+            )
     return p
 
 
@@ -75,7 +77,9 @@ class StudyWorkChain(WorkChain):
             validator=_validate,
             help='Overrides of `aiida_superionic.study.workchain.DEFAULTS` (seeds are recorded here).',
         )
-        spec.outline(cls.tabulate, cls.correlations, cls.principal_components, cls.machine_learning, cls.finish)
+        spec.outline(
+            cls.tabulate, cls.correlations, cls.principal_components, cls.machine_learning, cls.finish
+        )
         spec.output('table', valid_type=DescriptorTableData)
         spec.output_namespace('correlations', valid_type=orm.Dict, dynamic=True)
         spec.output_namespace('correlation_matrices', valid_type=orm.ArrayData, dynamic=True)
@@ -144,7 +148,9 @@ class StudyWorkChain(WorkChain):
                     'family': family,
                     'min_pairs': p['min_pairs'],
                 }
-                out = self._call(f'correlations.{name}', functions.correlate, self.ctx.table, orm.Dict(params))
+                out = self._call(
+                    f'correlations.{name}', functions.correlate, self.ctx.table, orm.Dict(params)
+                )
                 if out is not None:
                     self.out(f'correlations.{name}', out['summary'])
                     self.out(f'correlation_matrices.{name}', out['matrices'])

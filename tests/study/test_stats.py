@@ -75,7 +75,9 @@ def test_pca_of_the_spearman_matrix_matches_sklearn_on_standardised_ranks(plante
         a, b = res['projections'].iloc[:, i].to_numpy(), proj[:, i]
         np.testing.assert_allclose(a, b * np.sign(a @ b), atol=1e-8)  # equal up to the sign of the PC
     # the spearman matrix itself is scipy's
-    np.testing.assert_allclose(res['correlation'].to_numpy(), sps.spearmanr(x.to_numpy()).statistic, atol=1e-12)
+    np.testing.assert_allclose(
+        res['correlation'].to_numpy(), sps.spearmanr(x.to_numpy()).statistic, atol=1e-12
+    )
     assert np.allclose((res['loadings'] ** 2).sum(axis=0), 1.0)
 
 
@@ -114,18 +116,20 @@ def test_bootstrap_over_materials_matches_scipy_when_each_material_has_one_row(r
     for rec in records:
         rec['values']['G'] = rec['values']['omega_all'] + rng.normal(scale=2.0)  # a noisy correlate of D
     table = table_from_records(records)
-    ours = stats.bootstrap_correlations(table, n_boot=2000, seed=3).loc['G']
+    ours = stats.bootstrap_correlations(table, n_boot=1000, seed=3).loc['G']
     ref = sps.bootstrap(
         (table['G'].to_numpy(), table['D'].to_numpy()),
         lambda a, b: sps.spearmanr(a, b).statistic,
         paired=True,
         vectorized=False,
-        n_resamples=2000,
+        n_resamples=1000,
         method='percentile',
         random_state=np.random.default_rng(4),
     ).confidence_interval
     assert ours['low'] < ours['c_S'] < ours['high']
-    assert ours['low'] == pytest.approx(ref.low, abs=0.06) and ours['high'] == pytest.approx(ref.high, abs=0.06)
+    assert ours['low'] == pytest.approx(ref.low, abs=0.06) and ours['high'] == pytest.approx(
+        ref.high, abs=0.06
+    )
     assert ours['low'] > 0.3  # a real correlation: the interval excludes zero
     noise = stats.bootstrap_correlations(table, n_boot=500, seed=3).loc['B']  # family blobs only
     assert noise['low'] < 0 < noise['high'] or abs(noise['c_S']) < 0.5
@@ -135,7 +139,9 @@ def test_bootstrap_resamples_whole_materials(rng):
     """With each material's row duplicated at a second temperature, resampling rows would halve the
     interval's width; resampling materials keeps it."""
     one = table_from_records(planted_records(np.random.default_rng(5), n_per_family=8))
-    two = table_from_records(planted_records(np.random.default_rng(5), n_per_family=8, temperatures=(500.0, 500.0)))
+    two = table_from_records(
+        planted_records(np.random.default_rng(5), n_per_family=8, temperatures=(500.0, 500.0))
+    )
     w1 = stats.bootstrap_correlations(one, n_boot=1000, seed=1).loc['E']
     w2 = stats.bootstrap_correlations(two, n_boot=1000, seed=1).loc['E']
     assert (w2['high'] - w2['low']) == pytest.approx(w1['high'] - w1['low'], rel=0.35)
@@ -162,7 +168,10 @@ def test_kernel_ridge_lomo_matches_sklearn_cross_val_predict(rng):
     ref_model = TransformedTargetRegressor(
         make_pipeline(
             ColumnTransformer(
-                [('n', StandardScaler(), num), ('c', OneHotEncoder(handle_unknown='ignore', sparse_output=False), cat)]
+                [
+                    ('n', StandardScaler(), num),
+                    ('c', OneHotEncoder(handle_unknown='ignore', sparse_output=False), cat),
+                ]
             ),
             KernelRidge(kernel='linear', alpha=1.0),
         ),

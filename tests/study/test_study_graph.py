@@ -1,0 +1,210 @@
+"""The study on records in the AiiDA graph: the table query, the work chain's provenance, the stored
+model and the CLI (`table`, `study`, `predict`), on a temporary profile."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from aiida import orm
+from aiida.common.links import LinkType
+from aiida.engine import run_get_node
+from click.testing import CliRunner
+
+from aiida_superionic.cli import cmd_root
+from aiida_superionic.data import DescriptorTableData
+from aiida_superionic.study import descriptor_table, stats, table_from_records
+from aiida_superionic.study.workchain import StudyWorkChain
+from tests.study.planted import planted_records
+
+FAST = {
+    'bootstrap': {'n_boot': 200},
+    'kmeans': {'k_max': 5},
+    'ml': {'targets': ['C_v_all'], 'models': ['kernel_ridge', 'mlp'], 'max_iter': 150},
+}
+
+
+def _store(records, group: str | None = None) -> list[orm.Dict]:
+    nodes = [orm.Dict(rec).store() for rec in records]
+    if group:
+        g, _ = orm.Group.collection.get_or_create(group)
+        g.add_nodes(nodes)
+    return nodes
+
+
+@pytest.fixture(scope='module')
+def planted_group():
+    rng = np.random.default_rng(11)
+    nodes = _store(planted_records(rng, n_per_family=6, temperatures=(500.0, 900.0)), 'planted')
+    return nodes
+
+
+def _count_nodes() -> int:
+    return orm.QueryBuilder().append(orm.Node).count()
+
+
+def test_descriptor_table_from_the_graph(planted_group):
+    _store(
+        planted_records(np.random.default_rng(1), families={'Ag': 0.0}, n_per_family=2), None
+    )  # not in group
+    table = descriptor_table(group='planted')
+    assert len(table) == 12 and set(table['temperature_K']) == {500.0}  # the default window, 400-600 K
+    assert set(table['pk']) <= {n.pk for n in planted_group}
+    every = descriptor_table(group='planted', temperature_window=None)
+    assert len(every) == 24
+    li = descriptor_table(group='planted', family='Li', temperature_window=(800, 1000))
+    assert len(li) == 6 and set(li['family']) == {'Li'}
+    assert 'Ag' in set(descriptor_table(temperature_window=None)['family'])
+    # the same numbers as the records' attributes
+    node = orm.load_node(int(table['pk'].iloc[0]))
+    assert table['D'].iloc[0] == node['values']['D']
+
+
+def test_table_node_round_trips_exactly(planted_group):
+    table = table_from_records({**n.get_dict(), 'uuid': n.uuid, 'pk': n.pk} for n in planted_group)
+    table.loc[0, 'B'] = np.nan
+    table.loc[1, 'Sym'] = None
+    node = DescriptorTableData.from_dataframe(table).store()
+    back = orm.load_node(node.pk).to_dataframe()
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+    assert back['D'].to_numpy().tobytes() == table['D'].to_numpy().tobytes()  # bit for bit
+
+
+def test_study_workchain_provenance_and_results(planted_group):
+    records = {f'r{n.pk}': n for n in planted_group}
+    outputs, node = run_get_node(StudyWorkChain, records=records, parameters=orm.Dict(FAST))
+    assert node.is_finished_ok, node.exit_message
+    # every result leads back to the records through the table
+    table = outputs['table']
+    assert {
+        n.uuid for n in table.creator.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all_nodes()
+    } == {n.uuid for n in planted_group}
+    corr = outputs['correlations']['all_spearman']
+    assert corr.creator.inputs.table.uuid == table.uuid
+    assert outputs['kmeans']['pc2'].creator.inputs.pca.uuid == outputs['pca_arrays'].uuid
+    # the numbers are those of the statistics on the table in the window
+    frame = stats.select(table.to_dataframe(), (400, 600))
+    ref = stats.correlation_matrices(frame, 'spearman')['coefficients']
+    assert corr['D_row']['omega_all']['c'] == pytest.approx(ref.loc['D', 'omega_all']) == pytest.approx(1.0)
+    assert outputs['kmeans']['pc2']['k'] == 2  # the planted families
+    assert sorted(outputs['kmeans']['pc2']['composition'].values(), key=str) == [{'Li': 6}, {'Na': 6}]
+    # one family alone has 6 materials: a per-family correlogram for each
+    assert {'Li_spearman', 'Na_pearson'} <= set(outputs['correlations'])
+    # ML trains on every temperature (the paper's 174 samples span all of them)
+    metrics = outputs['ml']['C_v_all_anharmonic_kernel_ridge']
+    assert metrics['n_samples'] == 24 and metrics['n_materials'] == 12
+    assert metrics['mape_test'] < 0.05  # C_v = 2 + 0.1 omega + 0.002 T is linear in the inputs
+    assert outputs['models']['C_v_all_anharmonic_mlp'].base.attributes.get('target') == 'C_v_all'
+    boot = outputs['bootstrap']['intervals']['omega_all']
+    assert boot['low'] <= 1.0 <= boot['high'] + 1e-12
+
+
+def test_study_is_reproducible(planted_group):
+    records = {f'r{n.pk}': n for n in planted_group}
+    params = {**FAST, 'ml': {**FAST['ml'], 'models': ['mlp']}}
+    a, _ = run_get_node(StudyWorkChain, records=records, parameters=orm.Dict(params))
+    b, _ = run_get_node(StudyWorkChain, records=records, parameters=orm.Dict(params))
+    for name in ('pca', 'bootstrap'):
+        assert a[name].get_dict() == b[name].get_dict()
+    assert a['ml']['C_v_all_anharmonic_mlp']['mape_test'] == b['ml']['C_v_all_anharmonic_mlp']['mape_test']
+    assert a['kmeans']['pc3']['labels'] == b['kmeans']['pc3']['labels']
+
+
+def test_a_step_that_cannot_run_is_skipped_with_its_reason():
+    rng = np.random.default_rng(3)
+    nodes = _store(planted_records(rng, families={'Cu': 1.0}, n_per_family=1, temperatures=(500.0, 550.0)))
+    params = {'ml': {'targets': ['D'], 'models': ['kernel_ridge'], 'feature_sets': ['harmonic']}}
+    _, node = run_get_node(
+        StudyWorkChain, records={f'r{n.pk}': n for n in nodes}, parameters=orm.Dict(params)
+    )
+    assert node.is_finished_ok
+    skipped = node.base.extras.get('skipped')
+    assert 'at least 2 materials' in skipped['ml.D_harmonic_kernel_ridge']
+    assert 'correlations.all_spearman' in skipped  # two rows: fewer than 3 pairs for every descriptor
+
+
+def test_unknown_study_parameters_are_rejected_before_anything_runs(planted_group):
+    before = _count_nodes()
+    with pytest.raises(ValueError, match=r'unknown study parameters: ml\.target'):
+        run_get_node(
+            StudyWorkChain, records={'a': planted_group[0]}, parameters=orm.Dict({'ml': {'target': 'D'}})
+        )
+    assert _count_nodes() == before
+
+
+def test_cli_table_study_predict(planted_group, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(cmd_root, ['table', '--group', 'planted', '--csv', str(tmp_path / 't.csv')])
+    assert res.exit_code == 0, res.output
+    csv = pd.read_csv(tmp_path / 't.csv')
+    assert len(csv) == 12 and 'D [cm^2/s]' in csv.columns
+    res = runner.invoke(cmd_root, ['table', '--group', 'planted', '--all-temperatures'])
+    assert res.exit_code == 0 and '24 records of 12 materials' in res.output
+    out = tmp_path / 'study'
+    args = ['study', '--group', 'planted', '--out', str(out), '--n-boot', '100', '--target', 'C_v_all']
+    params = '{"ml": {"models": ["kernel_ridge"]}, "kmeans": {"k_max": 4}}'
+    res = runner.invoke(cmd_root, [*args, '--parameters', params])
+    assert res.exit_code == 0, res.output
+    assert 'k-means pc2: k = 2' in res.output
+    pngs = {p.name for p in out.glob('*.png')}
+    assert {
+        'correlogram_all_spearman.png',
+        'D_correlations_all_spearman.png',
+        'pca.png',
+        'kmeans_pc2.png',
+    } <= pngs
+    assert (
+        'parity_C_v_all_anharmonic_kernel_ridge.png' in pngs
+        and len([p for p in pngs if p.startswith('material_')]) == 12
+    )
+    html = (out / 'report.html').read_text()
+    assert html.count('<img src="data:image/png;base64,') == len(pngs)
+    study = (
+        orm.QueryBuilder()
+        .append(StudyWorkChain, project='*')
+        .order_by({StudyWorkChain: {'ctime': 'desc'}})
+        .first()[0]
+    )
+    model = study.outputs.models['C_v_all_anharmonic_kernel_ridge']
+    record = planted_group[0]
+    res = runner.invoke(cmd_root, ['predict', str(model.pk), str(record.pk)])
+    assert res.exit_code == 0, res.output
+    prediction = (
+        orm.QueryBuilder()
+        .append(orm.Dict, filters={'attributes.target': 'C_v_all'}, project='*')
+        .order_by({orm.Dict: {'ctime': 'desc'}})
+        .first()[0]
+    )
+    assert prediction.creator.inputs.record.uuid == record.uuid
+    assert prediction['predicted'] == pytest.approx(record['values']['C_v_all'], rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ('args', 'message'),
+    [
+        (['table', '--group', 'no-such-group'], "no group 'no-such-group'"),
+        (['table', '--tmin', '700', '--tmax', '600'], 'empty temperature window'),
+        (['table', '--tmin', '-5'], '--tmin must be a positive temperature'),
+        (
+            ['study', '--out', '{out}', '--group', 'planted', '--tmin', '2000', '--tmax', '3000'],
+            'no record with 2000 <= T <= 3000 K',
+        ),
+        (['study', '--out', '{out}', '--target', 'nonsense'], 'unknown --target nonsense'),
+        (
+            ['study', '--out', '{out}', '--parameters', '{"ml": {"models": ["forest"]}}'],
+            'unknown ml.models: forest',
+        ),
+        (['study', '--out', '{out}', '--parameters', '[1]'], '--parameters must be a JSON object'),
+        (['study', '--out', '{file}'], 'is a file'),
+        (['predict', '999999', '1'], 'no node with PK/UUID 999999'),
+    ],
+)
+def test_cli_bad_input_one_line_no_nodes(planted_group, tmp_path, args, message):
+    (tmp_path / 'file').write_text('x')
+    args = [a.replace('{out}', str(tmp_path / 'o')).replace('{file}', str(tmp_path / 'file')) for a in args]
+    before = _count_nodes()
+    res = CliRunner().invoke(cmd_root, args)
+    assert res.exit_code != 0
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('Error: ') and message in lines[0], res.output
+    assert _count_nodes() == before

@@ -29,7 +29,12 @@ from aiida.engine import run_get_node
 from pymatgen.io.vasp import Outcar, Vasprun
 
 from aiida_superionic.engines.contract import get_engine
-from aiida_superionic.workflows.steps import ElasticWorkChain, PhononGammaWorkChain, RelaxWorkChain
+from aiida_superionic.workflows.steps import (
+    ElasticWorkChain,
+    PhononGammaWorkChain,
+    RelaxWorkChain,
+    VacancyWorkChain,
+)
 
 DATA = Path(__file__).parents[1] / 'data'
 RECORDINGS = DATA / 'aiida-vasp'
@@ -112,9 +117,15 @@ def _calcs(node) -> list[orm.CalcJobNode]:
     )
 
 
-def _record_inputs(node, cases: list[str]) -> None:
-    """Record mode: the inputs of the k-th VASP job go to registry case ``cases[k]``."""
-    for calc, case in zip(_calcs(node), cases, strict=False):
+def _record_inputs(node, cases: list[str] | dict[str, str]) -> None:
+    """Record mode: the inputs of the k-th VASP job go to registry case ``cases[k]`` (or, for a dict,
+    to ``cases[label of the vasp.vasp work chain that ran it]``)."""
+    calcs = _calcs(node)
+    if isinstance(cases, dict):
+        pairs = [(c, cases[c.caller.label]) for c in calcs if c.caller.label in cases]
+    else:
+        pairs = list(zip(calcs, cases, strict=False))
+    for calc, case in pairs:
         inp = REGISTRY / case / 'inp'
         inp.mkdir(parents=True, exist_ok=True)
         for name in ('INCAR', 'POSCAR', 'KPOINTS'):
@@ -206,12 +217,48 @@ def test_relax_chain_recovers_from_unconverged_electronic_steps(mock_code, potca
     assert np.allclose(relaxed.frac_coords, ref.final_structure.frac_coords, atol=1e-6)
 
 
-def test_engine_refuses_the_vacancy_step_with_one_clear_line(mock_code):
-    engine = get_engine('vasp')
-    from aiida_superionic.exceptions import InputError
+def _final_energy(folder: str) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return float(
+            Vasprun(str(RECORDINGS / folder / 'vasprun.xml.gz'), parse_potcar_file=False).final_energy
+        )
 
-    with pytest.raises(InputError, match='not implemented for the vasp engine'):
-        engine.get_builder('vacancy', orm.StructureData(), mock_code, engine.protocol('fast'), mobile='Li')
+
+def test_vacancy_chain_through_mock_vasp(mock_code, potcar_family):
+    """superionic.vacancy with the vasp engine: a perfect supercell (static) and one without a mobile ion
+    (relaxed), E_vac = E_defect + mu - E_perfect. No real vacancy-supercell recording exists: two real
+    Si2 runs stand in for the two jobs (so the number is not a vacancy energy, but the chain, the INCARs
+    and the arithmetic on aiida-vasp's parsed energies are what is checked, against pymatgen)."""
+    structure = _structure_of(RECORDINGS / 'exit_codes_converged' / 'vasprun.xml.gz')
+    overrides = {'vacancy': {'min_length_A': 3.0, 'mu_eV': -5.0}}
+    cases = {'vacancy perfect': 'vacancy_perfect', 'vacancy defect': 'vacancy_defect'}
+    inputs = _common(mock_code, 'fast', overrides)
+    outputs, node = _run(VacancyWorkChain, cases, structure=structure, mobile=orm.Str('Si'), **inputs)
+    assert node.is_finished_ok, node.exit_message
+    by_role = {c.caller.label: c for c in _calcs(node)}
+    perfect_incar = by_role['vacancy perfect'].base.repository.get_object_content('INCAR')
+    defect_incar = by_role['vacancy defect'].base.repository.get_object_content('INCAR')
+    assert 'IBRION = -1' in perfect_incar and 'NSW = 0' in perfect_incar
+    assert 'IBRION = 2' in defect_incar and 'ISIF = 2' in defect_incar
+    n_perfect = len(by_role['vacancy perfect'].inputs.structure.sites)
+    assert len(by_role['vacancy defect'].inputs.structure.sites) == n_perfect - 1
+    v = outputs['vacancy'].get_dict()
+    e_perfect, e_defect = _final_energy('exit_codes_converged'), _final_energy('mock_silicon_relax')
+    assert v['E_perfect_eV'] == pytest.approx(e_perfect, abs=1e-6)
+    assert v['E_defect_eV'] == pytest.approx(e_defect, abs=1e-6)
+    assert v['E_vac_eV'] == pytest.approx(e_defect - 5.0 - e_perfect, abs=1e-6)
+    assert v['mu_reference'] == 'given in the protocol (vacancy.mu_eV)'
+
+
+def test_vacancy_without_a_reference_is_one_clear_exit_code(mock_code, potcar_family):
+    structure = _structure_of(RECORDINGS / 'exit_codes_converged' / 'vasprun.xml.gz')
+    _, node = run_get_node(
+        VacancyWorkChain, structure=structure, mobile=orm.Str('Si'), **_common(mock_code, 'fast')
+    )
+    assert not node.is_finished_ok
+    assert "no chemical-potential reference for 'Si'" in node.exit_message
+    assert 'vacancy.mu_eV' in node.exit_message
 
 
 def _run_step(mock_code, step, structure, cases, protocol='fast', overrides=None, **kwargs):

@@ -11,8 +11,8 @@ import yaml
 from ...exceptions import InputError
 from ..contract import Engine, deep_merge
 
-#: Steps run by ``superionic.vasp.step`` (the vacancy step is not implemented for VASP yet).
-STEPS = ('relax', 'elastic', 'phonon_gamma', 'dielectric', 'band_gap', 'md')
+#: Steps run by ``superionic.vasp.step`` (``vacancy`` is ``superionic.vasp.vacancy``).
+STEPS = ('relax', 'elastic', 'phonon_gamma', 'dielectric', 'band_gap', 'md', 'vacancy')
 #: Files kept after each job besides aiida-vasp's (CONTCAR, OUTCAR, vasprun.xml, vasp_output).
 MD_RETRIEVE = ['XDATCAR', 'OSZICAR']
 
@@ -80,46 +80,43 @@ class VaspEngine(Engine):
     def protocols() -> dict[str, str]:
         return {name: p.get('description', '') for name, p in _protocols()['protocols'].items()}
 
-    def unavailable(self) -> dict[str, str]:
-        return {
-            'vacancy': 'not implemented for the vasp engine yet (see docs/vasp.rst); run it with the mlip engine'
-        }
-
     def get_builder(self, step: str, structure, code, settings: dict[str, Any], **kwargs: Any):
         from aiida import orm
 
-        from .workchain import MD_DISABLED_HANDLERS, VaspStepWorkChain
+        from .workchain import MD_DISABLED_HANDLERS, VaspStepWorkChain, VaspVacancyWorkChain
 
         if step in self.unavailable():
             raise InputError(f'step {step!r}: {self.unavailable()[step]}')
+        if step == 'vacancy':
+            builder = VaspVacancyWorkChain.get_builder()
+            builder.code = code
+            builder.structure = structure
+            builder.mobile = orm.Str(kwargs['mobile'])
+            builder.settings = orm.Dict(settings)
+            builder.options = orm.Dict(kwargs.get('options') or {})
+            builder.metadata.label = step
+            return builder
         incar = step_incar(step, settings, **kwargs)
-        elements = {structure.get_kind(site.kind_name).symbol for site in structure.sites}
         builder = VaspStepWorkChain.get_builder()
         vasp = builder.vasp
-        vasp.code = code
-        vasp.structure = structure
-        vasp.parameters = orm.Dict(
-            {'incar': {k.lower(): v for k, v in incar.items()}}
-        )  # aiida-vasp: lower case
-        vasp.potential_family = orm.Str(settings['potential_family'])
-        vasp.potential_mapping = orm.Dict(potential_mapping(elements, settings.get('potential_mapping')))
-        options = {
-            'resources': dict(settings.get('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})),
-            'max_wallclock_seconds': int(settings.get('max_wallclock_seconds', 86400)),
-        }
-        options.update(kwargs.get('options') or {})
-        vasp.calc.metadata.options = options
-        vasp_settings: dict[str, Any] = {}
+        parser_settings = None if step == 'relax' else {'check_completeness': False}
         step_settings: dict[str, Any] = {}
         if step == 'md':
             md = settings['md']
-            mesh = orm.KpointsData()
-            mesh.set_kpoints_mesh([1, 1, 1])
-            vasp.kpoints = mesh
-            vasp_settings['ADDITIONAL_RETRIEVE_LIST'] = list(MD_RETRIEVE)
             # aiida-vasp's parser: no ionic convergence for MD, and no output structure needed (the next
             # segment reads the CONTCAR itself, with the velocities)
-            vasp_settings['parser_settings'] = {'check_ionic_convergence': False, 'check_completeness': False}
+            parser_settings = {'check_ionic_convergence': False, 'check_completeness': False}
+            fill_vasp_inputs(
+                vasp,
+                structure,
+                code,
+                settings,
+                incar,
+                kwargs.get('options'),
+                gamma_only=True,
+                parser_settings=parser_settings,
+                retrieve=MD_RETRIEVE,
+            )
             vasp.handler_overrides = orm.Dict({name: False for name in MD_DISABLED_HANDLERS})
             vasp.max_iterations = orm.Int(1)
             step_settings = {
@@ -133,15 +130,56 @@ class VaspEngine(Engine):
             if kwargs.get('mobile'):
                 step_settings['mobile'] = kwargs['mobile']
         else:
-            if step != 'relax':  # the output structure is not used: do not require a CONTCAR
-                vasp_settings['parser_settings'] = {'check_completeness': False}
-            vasp.kpoints_spacing = orm.Float(float(settings['kpoints_spacing']))
-            vasp.max_iterations = orm.Int(int(settings.get('max_iterations', 5)))
+            # the output structure is only used by relax: the other steps do not require a CONTCAR
+            fill_vasp_inputs(
+                vasp, structure, code, settings, incar, kwargs.get('options'), parser_settings=parser_settings
+            )
             if step == 'dielectric' and kwargs.get('mobile'):
                 step_settings['mobile'] = kwargs['mobile']
-        if vasp_settings:
-            vasp.settings = orm.Dict(vasp_settings)
         builder.step = orm.Str(step)
         builder.step_settings = orm.Dict(step_settings)
         builder.metadata.label = step
         return builder
+
+
+def fill_vasp_inputs(
+    vasp,
+    structure,
+    code,
+    settings: dict[str, Any],
+    incar: dict[str, Any],
+    options: dict[str, Any] | None = None,
+    *,
+    gamma_only: bool = False,
+    parser_settings: dict[str, Any] | None = None,
+    retrieve: list[str] | None = None,
+) -> None:
+    """Fill the inputs of one ``vasp.vasp`` run (a builder or its namespace) from the protocol settings."""
+    from aiida import orm
+
+    elements = {structure.get_kind(site.kind_name).symbol for site in structure.sites}
+    vasp.code = code
+    vasp.structure = structure
+    vasp.parameters = orm.Dict({'incar': {k.lower(): v for k, v in incar.items()}})  # aiida-vasp: lower case
+    vasp.potential_family = orm.Str(settings['potential_family'])
+    vasp.potential_mapping = orm.Dict(potential_mapping(elements, settings.get('potential_mapping')))
+    job_options = {
+        'resources': dict(settings.get('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})),
+        'max_wallclock_seconds': int(settings.get('max_wallclock_seconds', 86400)),
+    }
+    job_options.update(options or {})
+    vasp.calc.metadata.options = job_options
+    if gamma_only:
+        mesh = orm.KpointsData()
+        mesh.set_kpoints_mesh([1, 1, 1])
+        vasp.kpoints = mesh
+    else:
+        vasp.kpoints_spacing = orm.Float(float(settings['kpoints_spacing']))
+    vasp.max_iterations = orm.Int(int(settings.get('max_iterations', 5)))
+    vasp_settings: dict[str, Any] = {}
+    if parser_settings:
+        vasp_settings['parser_settings'] = parser_settings
+    if retrieve:
+        vasp_settings['ADDITIONAL_RETRIEVE_LIST'] = list(retrieve)
+    if vasp_settings:
+        vasp.settings = orm.Dict(vasp_settings)

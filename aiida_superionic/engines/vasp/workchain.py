@@ -355,3 +355,165 @@ class VaspStepWorkChain(WorkChain):
         for name, node in outs.items():
             self.out(name, node)
         return None
+
+
+#: Elemental references of the mobile ion's chemical potential (ase.build.bulk crystal), as in the MLIP
+#: engine; other species need ``vacancy.mu_eV`` in the protocol.
+METAL_REFERENCES = {'Li': 'bcc', 'Na': 'bcc', 'K': 'bcc', 'Ag': 'fcc', 'Cu': 'fcc'}
+
+
+def vacancy_supercell(cell: np.ndarray, min_length_A: float) -> list[int]:
+    """Repetitions so that every perpendicular width of the supercell is >= ``min_length_A``."""
+    cell = np.asarray(cell, dtype=float)
+    volume = abs(np.linalg.det(cell))
+    widths = [volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)]
+    return [max(1, int(np.ceil(min_length_A / w - 1e-9))) for w in widths]
+
+
+@calcfunction
+def vacancy_cells(structure: orm.StructureData, parameters: orm.Dict) -> dict[str, orm.StructureData]:
+    """The perfect supercell, the same without its first mobile ion, and (for a known metal) the
+    elemental reference crystal of the mobile ion."""
+    p = parameters.get_dict()
+    reps = vacancy_supercell(np.array(structure.cell), float(p['min_length_A']))
+    perfect = structure.get_ase().repeat(reps)
+    mobile = p['mobile']
+    indices = [i for i, s in enumerate(perfect.get_chemical_symbols()) if s == mobile]
+    if not indices:
+        raise InputError(f'no {mobile} atom in the structure')
+    defect = perfect.copy()
+    del defect[indices[0]]
+    out = {'perfect': orm.StructureData(ase=perfect), 'defect': orm.StructureData(ase=defect)}
+    out['perfect'].base.attributes.set_many({'supercell': reps, 'removed_index': indices[0]})
+    if p.get('mu_eV') is None and mobile in METAL_REFERENCES:
+        from ase.build import bulk
+
+        out['reference'] = orm.StructureData(ase=bulk(mobile, METAL_REFERENCES[mobile]))
+    return out
+
+
+@calcfunction
+def vacancy_energy(
+    perfect: orm.Dict, defect: orm.Dict, parameters: orm.Dict, **reference: orm.Dict
+) -> orm.Dict:
+    """E_vac = E(defect) + mu - E(perfect) from aiida-vasp's ``misc`` (energy extrapolated to sigma -> 0)."""
+    p = parameters.get_dict()
+
+    def energy(misc: orm.Dict) -> float:
+        return float(misc.get_dict()['total_energies']['energy_extrapolated'])
+
+    e_perfect, e_defect = energy(perfect), energy(defect)
+    if p.get('mu_eV') is not None:
+        mu, text = float(p['mu_eV']), 'given in the protocol (vacancy.mu_eV)'
+    else:
+        mu = energy(reference['reference']) / int(p['n_reference_atoms'])
+        text = (
+            f'energy per atom of elemental {p["mobile"]} ({METAL_REFERENCES[p["mobile"]]}, ase.build.bulk, '
+            'cell + positions relaxed with the same VASP settings)'
+        )
+    return orm.Dict(
+        {
+            'E_vac_eV': e_defect + mu - e_perfect,
+            'mu_eV': mu,
+            'mu_reference': text,
+            'E_perfect_eV': e_perfect,
+            'E_defect_eV': e_defect,
+            'supercell': p['supercell'],
+            'n_atoms_supercell': p['n_atoms_supercell'],
+            'removed_index': p['removed_index'],
+            'mobile': p['mobile'],
+        }
+    )
+
+
+class VaspVacancyWorkChain(WorkChain):
+    """``superionic.vasp.vacancy``: the mobile-ion vacancy formation energy in a supercell with VASP.
+
+    Three ``vasp.vasp`` jobs at once: the perfect supercell (static), the supercell without one mobile
+    ion (positions relaxed, cell fixed) and, unless ``vacancy.mu_eV`` is given, the elemental crystal of
+    the mobile ion (relaxed) for its chemical potential."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('structure', valid_type=orm.StructureData, help='The relaxed crystal.')
+        spec.input('code', valid_type=orm.AbstractCode)
+        spec.input('mobile', valid_type=orm.Str)
+        spec.input('settings', valid_type=orm.Dict, help="The vasp engine's protocol settings.")
+        spec.input('options', valid_type=orm.Dict, default=lambda: orm.Dict({}))
+        spec.outline(cls.make_cells, cls.run_jobs, cls.results)
+        spec.output('vacancy', valid_type=orm.Dict)
+        spec.output('results', valid_type=orm.Dict, required=False)
+        spec.exit_code(
+            401, 'ERROR_VASP_FAILED', message='the VASP {role} job of the vacancy step failed: {message}'
+        )
+        spec.exit_code(402, 'ERROR_NO_REFERENCE', message='{message}')
+
+    def make_cells(self):
+        settings = self.inputs.settings.get_dict()
+        vac = settings.get('vacancy', {})
+        mobile = self.inputs.mobile.value
+        if vac.get('mu_eV') is None and mobile not in METAL_REFERENCES:
+            return self.exit_codes.ERROR_NO_REFERENCE.format(
+                message=f'no chemical-potential reference for {mobile!r} (known: {", ".join(METAL_REFERENCES)}): '
+                'set vacancy.mu_eV in --overrides'
+            )
+        params = {
+            'min_length_A': float(vac.get('min_length_A', 10.0)),
+            'mobile': mobile,
+            'mu_eV': vac.get('mu_eV'),
+        }
+        self.ctx.cells = vacancy_cells(self.inputs.structure, orm.Dict(params))
+        return None
+
+    def run_jobs(self):
+        from .engine import fill_vasp_inputs, step_incar
+
+        settings = self.inputs.settings.get_dict()
+        options = self.inputs.options.get_dict()
+        vac_incar = step_incar('vacancy', settings)
+        perfect_incar = {
+            **vac_incar,
+            **{k.upper(): v for k, v in settings['vacancy'].get('perfect_incar', {}).items()},
+        }
+        relax_incar = step_incar('relax', settings)
+        jobs = {'perfect': perfect_incar, 'defect': vac_incar}
+        if 'reference' in self.ctx.cells:
+            jobs['reference'] = relax_incar
+        futures = {}
+        for role, incar in jobs.items():
+            builder = SuperionicVaspWorkChain.get_builder()
+            fill_vasp_inputs(builder, self.ctx.cells[role], self.inputs.code, settings, incar, options)
+            builder.metadata.label = f'vacancy {role}'
+            futures[role] = self.submit(builder)
+        return ToContext(**futures)
+
+    def results(self):
+        roles = [r for r in ('perfect', 'defect', 'reference') if r in self.ctx]
+        for role in roles:
+            node = self.ctx[role]
+            if not node.is_finished_ok:
+                return self.exit_codes.ERROR_VASP_FAILED.format(
+                    role=role, message=f'{node.process_label}<{node.pk}>: {node.exit_message}'
+                )
+        perfect = self.ctx.cells['perfect']
+        vac = self.inputs.settings.get_dict().get('vacancy', {})
+        params = {
+            'mobile': self.inputs.mobile.value,
+            'mu_eV': vac.get('mu_eV'),
+            'supercell': perfect.base.attributes.get('supercell'),
+            'removed_index': perfect.base.attributes.get('removed_index'),
+            'n_atoms_supercell': len(perfect.sites),
+        }
+        reference = {}
+        if 'reference' in roles:
+            params['n_reference_atoms'] = len(self.ctx.cells['reference'].sites)
+            reference = {'reference': self.ctx.reference.outputs.misc}
+        result = vacancy_energy(
+            self.ctx.perfect.outputs.misc, self.ctx.defect.outputs.misc, orm.Dict(params), **reference
+        )
+        self.out('vacancy', result)
+        self.report(
+            f'E_vac = {result["E_vac_eV"]:.4f} eV (mu = {result["mu_eV"]:.4f} eV, {result["mu_reference"]})'
+        )
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,36 @@ pytest_plugins = ['aiida.tools.pytest_fixtures']
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MD = ROOT.parent / 'shared' / 'vasp-md'
 DATA = Path(__file__).resolve().parent / 'data'
+RUNNER = Path(sys.executable).with_name('aiida-superionic-mlip')
+
+
+@pytest.fixture(scope='session')
+def mlip_code():
+    """The real MLIP runner as an InstalledCode on a localhost computer (direct scheduler) of the test profile."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        computer = orm.load_computer('localhost-test')
+    except NotExistent:
+        import tempfile
+
+        computer = orm.Computer(
+            label='localhost-test',
+            hostname='localhost',
+            transport_type='core.local',
+            scheduler_type='core.direct',
+            workdir=tempfile.mkdtemp(prefix='superionic-work-'),
+        ).store()
+        computer.set_minimum_job_poll_interval(0.0)
+        computer.configure(safe_interval=0.0)
+    return orm.InstalledCode(
+        label='mlip-test',
+        computer=computer,
+        filepath_executable=str(RUNNER),
+        default_calc_job_plugin='superionic.mlip',
+        prepend_text='export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1',
+    ).store()
 
 
 @pytest.fixture(scope='session')

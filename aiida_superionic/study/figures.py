@@ -107,7 +107,8 @@ def kmeans_plots(result, arrays, path: Path) -> Path:
     families = arrays.base.attributes.get('row_families')
     labels = np.array(result['labels'])
     n_pc = result['n_components']
-    fig = plt.figure(figsize=(15, 4.5))
+    fig = plt.figure(figsize=(17, 4.8))
+    fig.subplots_adjust(wspace=0.45)
     markers = dict(zip(sorted(set(families)), 'osD^v<>ph*', strict=False))
     if n_pc >= 3:
         ax = fig.add_subplot(1, 3, 1, projection='3d')

@@ -3,7 +3,6 @@ on the real CHGNet 0.3.0 potential (CPU), in-process on a temporary profile."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,35 +15,7 @@ from aiida_superionic.engines.contract import get_engine
 from aiida_superionic.engines.mlip.calculation import MlipCalculation
 from aiida_superionic.workflows.material import MaterialWorkChain
 
-RUNNER = Path(sys.executable).with_name('aiida-superionic-mlip')
 LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
-
-
-@pytest.fixture(scope='module')
-def mlip_code():
-    from aiida.common.exceptions import NotExistent
-
-    try:
-        computer = orm.load_computer('localhost-test')
-    except NotExistent:
-        import tempfile
-
-        computer = orm.Computer(
-            label='localhost-test',
-            hostname='localhost',
-            transport_type='core.local',
-            scheduler_type='core.direct',
-            workdir=tempfile.mkdtemp(prefix='superionic-work-'),
-        ).store()
-        computer.set_minimum_job_poll_interval(0.0)
-        computer.configure(safe_interval=0.0)
-    return orm.InstalledCode(
-        label='mlip-test',
-        computer=computer,
-        filepath_executable=str(RUNNER),
-        default_calc_job_plugin='superionic.mlip',
-        prepend_text='export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1',
-    ).store()
 
 
 def _lif(a=4.2):

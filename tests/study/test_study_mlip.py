@@ -1,0 +1,75 @@
+"""The study on descriptor records made by the real MLIP engine (CHGNet, `fast` protocol) in the graph:
+two materials, each at two temperatures, stoichiometric and with Li vacancies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from ase.build import bulk
+from scipy import stats as sps
+
+from aiida_superionic.study import descriptor_table
+from aiida_superionic.study.figures import render
+from aiida_superionic.study.workchain import StudyWorkChain
+from aiida_superionic.workflows.material import MaterialWorkChain
+
+LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
+
+
+@pytest.fixture(scope='module')
+def mlip_records(mlip_code):
+    from pymatgen.core import Structure
+
+    group, _ = orm.Group.collection.get_or_create('mlip-study')
+    structures = {
+        'Li3N': orm.StructureData(pymatgen=Structure.from_file(str(LI3N))),
+        'LiF': orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.03)),
+    }
+    for label, structure in structures.items():
+        outputs, node = run_get_node(
+            MaterialWorkChain,
+            structure=structure,
+            mobile=orm.Str('Li'),
+            code=mlip_code,
+            protocol=orm.Str('fast'),
+            overrides=orm.Dict({'md': {'n_steps': 240}}),
+            label=orm.Str(label),
+        )
+        assert node.is_finished_ok, node.exit_message
+        group.add_nodes(list(outputs['records'].values()))
+    return group
+
+
+def test_study_on_real_mlip_records(mlip_records, tmp_path):
+    table = descriptor_table(group='mlip-study', temperature_window=None)
+    assert len(table) == 8 and set(table['engine']) == {'mlip'} and table.material.nunique() == 2
+    assert table['E_g'].isna().all() and table['B'].notna().all()  # no band gap from an ML potential
+    records = {f'r{n.pk}': n for n in mlip_records.nodes}
+    params = {
+        'temperature_window': None,  # the fast protocol runs at 900 and 1500 K
+        'bootstrap': {'n_boot': 200},
+        'kmeans': {'k_max': 4},
+        'ml': {'targets': ['D', 'C_v_all'], 'models': ['kernel_ridge'], 'feature_sets': ['anharmonic']},
+    }
+    outputs, node = run_get_node(StudyWorkChain, records=records, parameters=orm.Dict(params))
+    assert node.is_finished_ok, node.exit_message
+    corr = outputs['correlations']['all_spearman']
+    assert corr['n_rows'] == 8 and corr['dropped']['E_g'] == '0 known values (< 3)'
+    # the D row is scipy's Spearman on the same engine numbers
+    both = table[['D', 'omega_all']].dropna()
+    ref = sps.spearmanr(both['D'], both['omega_all'])
+    assert corr['D_row']['omega_all']['c'] == pytest.approx(ref.statistic)
+    assert corr['D_row']['omega_all']['p'] == pytest.approx(ref.pvalue)
+    pca = outputs['pca']
+    assert 'E_g' in pca['dropped_columns'] and 0 < pca['explained_first_three'] <= 1
+    assert sum(pca['explained']) == pytest.approx(1.0)
+    metrics = outputs['ml']['C_v_all_anharmonic_kernel_ridge']
+    assert metrics['n_materials'] == 2 and metrics['n_samples'] == 8
+    assert np.isfinite(metrics['mape_test'])
+    report = render(node, tmp_path)
+    assert (tmp_path / 'material_Li3N.png').stat().st_size > 10_000  # MSD, VDOS and Arrhenius drawn
+    assert report.read_text().count('data:image/png') >= 6

@@ -372,3 +372,25 @@ def test_crashed_relax_is_a_clear_exit_code(mock_code, potcar_family):
     _, node = _run(RelaxWorkChain, ['relax_crashed'], structure=structure, **_common(mock_code, 'moderate'))
     assert node.exit_status == RelaxWorkChain.exit_codes.ERROR_ENGINE_FAILED.status
     assert 'the VASP relax job failed: SuperionicVaspWorkChain<' in node.exit_message
+
+
+def test_md_segment_killed_at_walltime_is_continued(mock_code, potcar_family):
+    """A segment whose job was killed (aiida-vasp reports it unfinished: the real truncated vasprun.xml of
+    a killed run) is not restarted from scratch: its frames are kept and the next segment continues from
+    its CONTCAR, and the two are stitched."""
+    structure = _structure_of(RECORDINGS / 'vasprun_lepsilon.xml.gz')
+    outputs, node = _run_step(
+        mock_code,
+        'md',
+        structure,
+        ['md_killed_1', 'md_killed_2'],
+        overrides=MD_OVERRIDES,
+        temperature_K=1200.0,
+    )
+    assert node.is_finished_ok, node.exit_message
+    calcs = _calcs(node)
+    assert len(calcs) == 2
+    assert not calcs[0].is_finished_ok and calcs[1].is_finished_ok
+    assert 'velocities' in calcs[1].inputs
+    assert outputs['trajectory'].n_frames == 2
+    np.testing.assert_array_equal(outputs['trajectory'].get_array('steps'), [1, 2])

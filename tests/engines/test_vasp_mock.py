@@ -330,6 +330,9 @@ def test_md_segments_continue_from_contcar_and_are_stitched(mock_code, potcar_fa
     kpoints = calcs[0].base.repository.get_object_content('KPOINTS').split()
     assert kpoints[-6:-3] == ['1', '1', '1']  # Γ only
     assert 'velocities' not in calcs[0].inputs and 'velocities' in calcs[1].inputs
+    retrieved = calcs[0].outputs.retrieved.base.repository.list_object_names()
+    assert 'XDATCAR' in retrieved and 'CONTCAR' in retrieved and 'vasprun.xml' not in retrieved
+    assert calcs[0].outputs.misc['run_status']['finished']  # from the OUTCAR, no vasprun.xml parsed
     poscar_2 = calcs[1].base.repository.get_object_content('POSCAR')
     assert 'Cartesian' in poscar_2  # the velocity block written after the positions
     from pymatgen.io.vasp import Poscar

@@ -103,9 +103,14 @@ class VaspEngine(Engine):
         step_settings: dict[str, Any] = {}
         if step == 'md':
             md = settings['md']
-            # aiida-vasp's parser: no ionic convergence for MD, and no output structure needed (the next
-            # segment reads the CONTCAR itself, with the velocities)
-            parser_settings = {'check_ionic_convergence': False, 'check_completeness': False}
+            # aiida-vasp's parser: no ionic convergence for MD, no output structure (the next segment reads
+            # the CONTCAR itself, with the velocities) and no vasprun.xml (SKIP_VASPRUN: not retrieved, the
+            # run status comes from the OUTCAR, the trajectory from the XDATCAR)
+            parser_settings = {
+                'check_ionic_convergence': False,
+                'check_completeness': False,
+                'critical_objects': ['OUTCAR'],
+            }
             fill_vasp_inputs(
                 vasp,
                 structure,
@@ -116,6 +121,7 @@ class VaspEngine(Engine):
                 gamma_only=True,
                 parser_settings=parser_settings,
                 retrieve=MD_RETRIEVE,
+                skip_vasprun=True,
             )
             vasp.handler_overrides = orm.Dict({name: False for name in MD_DISABLED_HANDLERS})
             vasp.max_iterations = orm.Int(1)
@@ -153,6 +159,7 @@ def fill_vasp_inputs(
     gamma_only: bool = False,
     parser_settings: dict[str, Any] | None = None,
     retrieve: list[str] | None = None,
+    skip_vasprun: bool = False,
 ) -> None:
     """Fill the inputs of one ``vasp.vasp`` run (a builder or its namespace) from the protocol settings."""
     from aiida import orm
@@ -181,5 +188,7 @@ def fill_vasp_inputs(
         vasp_settings['parser_settings'] = parser_settings
     if retrieve:
         vasp_settings['ADDITIONAL_RETRIEVE_LIST'] = list(retrieve)
+    if skip_vasprun:
+        vasp_settings['SKIP_VASPRUN'] = True
     if vasp_settings:
         vasp.settings = orm.Dict(vasp_settings)

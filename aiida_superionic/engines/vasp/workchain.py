@@ -44,6 +44,18 @@ class VaspVelocityCalculation(VaspCalculation):
             help='Array ``velocities`` (n_atoms x 3, Å/fs, cartesian) written after the POSCAR positions.',
         )
 
+    def prepare_for_submission(self, folder):
+        """aiida-vasp's, except that with ``settings['SKIP_VASPRUN']`` (MD) the vasprun.xml is neither
+        retrieved nor parsed: the trajectory comes from the XDATCAR, the run status from the OUTCAR."""
+        calcinfo = super().prepare_for_submission(folder)
+        settings = self.inputs.settings.get_dict() if 'settings' in self.inputs else {}
+        if settings.get('SKIP_VASPRUN'):
+            calcinfo.retrieve_list = [n for n in calcinfo.retrieve_list if n != 'vasprun.xml']
+            calcinfo.retrieve_temporary_list = [
+                n for n in calcinfo.retrieve_temporary_list if n != 'vasprun.xml'
+            ]
+        return calcinfo
+
     def write_poscar(self, dst: str) -> None:
         super().write_poscar(dst)
         if 'velocities' not in self.inputs:

@@ -12,6 +12,7 @@ from ..exceptions import InputError
 from .progress import StderrProgress
 from .root import cmd_root
 from .structures import read_structure
+from .validation import check_label
 
 
 def sha256_of(path: Path) -> str:
@@ -148,7 +149,7 @@ def cmd_import_md(
 
     for name, value in (('temperature', temperature), ('timestep', timestep)):
         if not (math.isfinite(value) and value > 0):
-            raise InputError(f'--{name} must be > 0, got {value:g}')
+            raise InputError(f'--{name} must be a finite number > 0, got {value:g}')
     for name, value in (('step-skip', step_skip), ('stride', stride)):
         if value < 1:
             raise InputError(f'--{name} must be >= 1, got {value}')
@@ -182,6 +183,7 @@ def cmd_import_md(
     structure = read_structure(structure_file, mobile) if structure_file else None
     if group_label is not None and not group_label.strip():
         raise InputError('--group must not be empty')
+    check_label(label)
     if daemon:
         check_daemon(profile)
 

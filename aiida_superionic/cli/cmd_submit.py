@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
@@ -10,6 +9,7 @@ import click
 from ..exceptions import InputError
 from .root import cmd_root
 from .structures import read_structure
+from .validation import check_code, check_label, check_settings, check_temperature
 
 
 def _json_object(text: str | None, option: str) -> dict:
@@ -93,8 +93,9 @@ def cmd_submit(
             f'mobile species {mobile!r} not in structure {structure.composition.reduced_formula}'
         )
     for t in temperatures:
-        if not (math.isfinite(t) and 0 < t < 5000):
-            raise InputError(f'temperatures must be between 0 and 5000 K, got {t:g}')
+        check_temperature(t, 'temperatures')
+    check_label(label)
+    check_settings(engine, protocol, overrides_dict)
     profile = load_profile(ctx)
 
     from aiida import orm
@@ -106,6 +107,7 @@ def cmd_submit(
         raise InputError(
             f'no code {code_label!r}: run `aiida-superionic setup` (creates mlip@localhost) or pass --code'
         ) from None
+    check_code(code, code_label, engine)
     if daemon:
         check_daemon(profile)
 

@@ -12,6 +12,7 @@ def read_structure(path: Path, mobile: str | None = None):
     (missing or unreadable file, no atoms, partial occupancies, overlapping atoms, no ``mobile`` species)."""
     import warnings
 
+    import numpy as np
     from pymatgen.core import Structure
 
     if not path.is_file():
@@ -29,6 +30,10 @@ def read_structure(path: Path, mobile: str | None = None):
 
             structure = AseAtomsAdaptor.get_structure(ase.io.read(path))
         except Exception:
+            if isinstance(exc, (IndexError, EOFError, StopIteration)):  # the file ends before the atoms do
+                raise InputError(
+                    f'cannot read the structure {path.name}: the file ends early (truncated?)'
+                ) from None
             raise InputError(f'cannot read the structure {path.name}: {type(exc).__name__}: {exc}') from None
     if len(structure) == 0:
         raise InputError(f'the structure {path.name} has no atoms')
@@ -36,6 +41,9 @@ def read_structure(path: Path, mobile: str | None = None):
         raise InputError(
             f'the structure {path.name} has partial occupancies: order it first (one atom per site)'
         )
+    volume = float(abs(np.linalg.det(structure.lattice.matrix)))
+    if not (np.isfinite(volume) and volume > 1.0):
+        raise InputError(f'the structure {path.name} has a degenerate cell (volume {volume:.3g} Å³)')
     distances = structure.distance_matrix
     if len(structure) > 1:
         closest = float(

@@ -49,7 +49,34 @@ def files(tmp_path_factory, shared_md):
     positions = np.random.default_rng(0).uniform(0, 5, (30, 4, 3))
     positions[3, 1, 2] = np.nan
     np.savez(npz, positions=positions, cell=np.eye(3) * 5, symbols=np.array(['Li', 'Li', 'O', 'O']))
+    (root / 'empty.cif').write_text('')
+    (root / 'junk.cif').write_bytes(np.random.default_rng(1).bytes(3000))
+    truncated_poscar = root / 'truncated.vasp'  # four atoms announced, one given
+    truncated_poscar.write_text('Li3N\n1.0\n3.6 0 0\n0 3.6 0\n0 0 3.8\nLi N\n3 1\nDirect\n0 0 0\n')
+    flat = root / 'flat.vasp'  # a cell of zero volume
+    flat.write_text('Li\n1.0\n3.6 0 0\n0 3.6 0\n0 0 0\nLi\n1\nDirect\n0 0 0\n')
+    partial = root / 'partial.cif'
+    partial.write_text(
+        'data_x\n_cell_length_a 4\n_cell_length_b 4\n_cell_length_c 4\n_cell_angle_alpha 90\n'
+        '_cell_angle_beta 90\n_cell_angle_gamma 90\nloop_\n_atom_site_label\n_atom_site_type_symbol\n'
+        '_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n_atom_site_occupancy\n'
+        'Li1 Li 0 0 0 0.5\nNa1 Na 0 0 0 0.5\nCl1 Cl 0.5 0.5 0.5 1\n'
+    )
+    junk_xdatcar = root / 'junk' / 'XDATCAR'
+    junk_xdatcar.parent.mkdir()
+    junk_xdatcar.write_text('this is not an MD run\n')
+    empty_xdatcar = root / 'empty' / 'XDATCAR'
+    empty_xdatcar.parent.mkdir()
+    empty_xdatcar.write_text('')
     return {
+        'empty_cif': root / 'empty.cif',
+        'junk_cif': root / 'junk.cif',
+        'truncated_poscar': truncated_poscar,
+        'flat': flat,
+        'partial': partial,
+        'junk_xdatcar': junk_xdatcar,
+        'empty_xdatcar': empty_xdatcar,
+        'missing_structure': root / 'missing.cif',
         'long': long_run,
         'static': static,
         'truncated': truncated,
@@ -74,8 +101,8 @@ CASES = [
     (['{npz}', '-T', 600, '-t', 1.5], 'Error: nan.npz: NaN or infinite position in frame 4'),
     (['{llzo}', '-T', 600, '-t', 1.5], 'Error: too few frames to fit D: 2 (need at least 12)'),
     (['{static}', '-T', 600, '-t', 1.5], 'Error: the mobile ions do not move in any frame'),
-    (['{long}', '-T', 0, '-t', 1.5], 'Error: --temperature must be > 0, got 0'),
-    (['{long}', '-T', 600, '-t', -2], 'Error: --timestep must be > 0, got -2'),
+    (['{long}', '-T', 0, '-t', 1.5], 'Error: --temperature must be a finite number > 0, got 0'),
+    (['{long}', '-T', 600, '-t', -2], 'Error: --timestep must be a finite number > 0, got -2'),
     (['{long}', '-T', 600, '-t', 1.5, '--mobile', 'Ag'], "Error: mobile species 'Ag' not in the trajectory"),
     (
         ['{long}', '-T', 600, '-t', 1.5, '--structure', '{poscar}'],
@@ -87,20 +114,53 @@ CASES = [
     ),
     (['{long}', '-T', 600, '-t', 1.5, '--daemon'], 'Error: the daemon of profile superionic is not running'),
     (['{long}', '-T', 600, '-t', 1.5, '--group', ' '], 'Error: --group must not be empty'),
+    # issue 7: every kind of bad input, each with its one line
+    (['{junk_xdatcar}', '-T', 600, '-t', 1.5], 'Error: XDATCAR: '),
+    (['{empty_xdatcar}', '-T', 600, '-t', 1.5], 'Error: XDATCAR: '),
+    (['{long}', '-T', 600, '-t', 1.5, '-f', 'npz'], 'Error: XDATCAR: not a readable .npz file'),
+    (['{long}', '-T', 600, '-t', 1.5, '-f', 'pdb'], "Error: Invalid value for '-f' / '--format'"),
+    (['{long}', '-T', 'nan', '-t', 1.5], 'Error: --temperature must be a finite number > 0, got nan'),
+    (['{long}', '-T', -300, '-t', 1.5], 'Error: --temperature must be a finite number > 0, got -300'),
+    (['{long}', '-T', 600, '-t', 0], 'Error: --timestep must be a finite number > 0, got 0'),
+    (['{long}', '-T', 600, '-t', 'inf'], 'Error: --timestep must be a finite number > 0, got inf'),
+    (['{long}', '-T', 600, '-t', 1.5, '--step-skip', 0], 'Error: --step-skip must be >= 1, got 0'),
+    (['{long}', '-T', 600, '-t', 1.5, '--structure', '{missing_structure}'], 'Error: no such structure file'),
+    (
+        ['{long}', '-T', 600, '-t', 1.5, '--structure', '{overlap}'],
+        'Error: the structure overlap.vasp has overlapping atoms (0.06 Å apart)',
+    ),
+    (['{long}', '-T', 600, '-t', 1.5, '--label', ' '], 'Error: --label must not be empty'),
 ]
+
+
+def node_count(user) -> int:
+    """Nodes in the embedded profile, read from its SQLite file directly (no AiiDA start-up per count)."""
+    import json
+    import sqlite3
+
+    config = json.loads((Path(user.env['AIIDA_PATH']) / '.aiida' / 'config.json').read_text())
+    storage = config['profiles']['superionic']['storage']
+    assert storage['backend'] == 'core.sqlite_dos', storage
+    database = Path(storage['config']['filepath']) / 'database.sqlite'
+    with sqlite3.connect(f'file:{database}?mode=ro', uri=True) as conn:
+        return conn.execute('SELECT count(*) FROM db_dbnode').fetchone()[0]
+
+
+def test_node_count_agrees_with_aiida(user):
+    assert node_count(user) == user.facts('superionic')['nodes'] > 0  # the computer's code at least
 
 
 def assert_rejected_storing_nothing(user, files, command, args, message):
     """`aiida-superionic COMMAND ARGS` fails with the one error line ``message`` and stores no node.
-    Arguments written ``{name}`` are replaced by the path of ``files[name]``."""
-    before = user.facts('superionic')['nodes']
-    argv = [files[a[1:-1]] if isinstance(a, str) and a.startswith('{') else a for a in args]
+    Arguments written ``{name}`` (a key of ``files``) are replaced by the path of ``files[name]``."""
+    before = node_count(user)
+    argv = [files[a[1:-1]] if isinstance(a, str) and a[1:-1] in files else a for a in args]
     proc = user.run(BIN / 'aiida-superionic', command, *argv, check=False)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(message), proc.stderr
-    assert user.facts('superionic')['nodes'] == before
+    assert node_count(user) == before
 
 
 @pytest.mark.parametrize(('args', 'message'), CASES)
@@ -155,9 +215,71 @@ SUBMIT_CASES = [
     (['{li3n}'], "Error: Missing option '-m' / '--mobile'"),
     (['{li3n}', '--mobile', 'Li', '--overrides', 'md=1'], 'Error: --overrides is not valid JSON'),
     (['{li3n}', '--mobile', 'Li', '--options', '[1, 2]'], 'Error: --options must be a JSON object'),
+    # issue 7: every kind of bad input, each with its one line
+    (['{empty_cif}', '--mobile', 'Li'], 'Error: cannot read the structure empty.cif'),
+    (['{junk_cif}', '--mobile', 'Li'], 'Error: cannot read the structure junk.cif'),
+    (
+        ['{truncated_poscar}', '--mobile', 'Li'],
+        'Error: cannot read the structure truncated.vasp: the file ends early (truncated?)',
+    ),
+    (['{flat}', '--mobile', 'Li'], 'Error: the structure flat.vasp has a degenerate cell (volume 0 Å³)'),
+    (['{partial}', '--mobile', 'Li'], 'Error: the structure partial.cif has partial occupancies'),
+    (['{li3n}', '--mobile', 'Li', '-T', 6000], 'Error: temperatures must be between 0 and 5000 K, got 6000'),
+    (['{li3n}', '--mobile', 'Li', '-T', -100], 'Error: temperatures must be between 0 and 5000 K, got -100'),
+    (['{li3n}', '--mobile', 'Li', '-T', 'nan'], 'Error: temperatures must be between 0 and 5000 K, got nan'),
+    (
+        ['{li3n}', '--mobile', 'Li', '--overrides', '{"md": {"timestep_fs": -1}}'],
+        'Error: md.timestep_fs must be > 0 and at most 10 fs, got -1',
+    ),
+    (
+        ['{li3n}', '--mobile', 'Li', '--overrides', '{"md": {"timestep_fs": 50}}'],
+        'Error: md.timestep_fs must be > 0 and at most 10 fs, got 50',
+    ),
+    (
+        ['{li3n}', '--mobile', 'Li', '--overrides', '{"md": {"n_steps": 0}}'],
+        'Error: md.n_steps must be a whole number >= 1, got 0',
+    ),
+    (
+        ['{li3n}', '--mobile', 'Li', '--overrides', '{"md": {"temperatures": [900, -5]}}'],
+        'Error: md.temperatures must be between 0 and 5000 K, got -5',
+    ),
+    (
+        ['{li3n}', '--mobile', 'Li', '--overrides', '{"md": {"n_step": 10}}'],
+        'Error: --overrides: unknown key md.n_step; md has checkpoint_every',
+    ),
+    (['{li3n}', '--mobile', 'Li', '--overrides', '{"mdd": {}}'], "Error: --overrides: unknown key 'mdd'"),
+    (['{li3n}', '--mobile', 'Li', '--engine', 'nope'], "Error: Invalid value for '-e' / '--engine'"),
+    (['{li3n}', '--mobile', 'Xx'], "Error: mobile species 'Xx' not in structure Li3N"),
+    (['{li3n}', '--mobile', 'Li', '--label', ''], 'Error: --label must not be empty'),
+    (
+        ['{li3n}', '--mobile', 'Li', '--label', 'Li3N\nrm -rf /'],
+        'Error: --label must be one line of printable text',
+    ),
 ]
 
 
 @pytest.mark.parametrize(('args', 'message'), SUBMIT_CASES)
 def test_submit_bad_input_stores_nothing(user, files, args, message):
     assert_rejected_storing_nothing(user, files, 'submit', args, message)
+
+
+def test_submit_with_a_code_of_another_plugin_stores_nothing(user, files):
+    user.run(
+        BIN / 'verdi', 'code', 'create', 'core.code.installed', '-n', '--label', 'add', '--computer', 'localhost',
+        '--filepath-executable', '/bin/bash', '--default-calc-job-plugin', 'core.arithmetic.add',
+    )  # fmt: skip
+    args = ['{li3n}', '--mobile', 'Li', '--code', 'add@localhost']
+    message = "Error: code 'add@localhost' runs core.arithmetic.add, not superionic.mlip"
+    assert_rejected_storing_nothing(user, files, 'submit', args, message)
+
+
+def test_unknown_profile_for_submit_and_import(user, files):
+    before = user.facts('superionic')['nodes']
+    for command, args in (
+        ('submit', [files['li3n'], '-m', 'Li']),
+        ('import-md', [files['long'], '-T', 600, '-t', 1]),
+    ):
+        proc = user.run(BIN / 'aiida-superionic', '-p', 'nope', command, *args, check=False)
+        assert proc.returncode == 1
+        assert proc.stderr.strip() == "Error: unknown AiiDA profile 'nope' (profiles: superionic)"
+    assert user.facts('superionic')['nodes'] == before

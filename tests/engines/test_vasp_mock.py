@@ -186,6 +186,7 @@ def test_phonon_gamma_chain_through_mock_vasp(mock_code, potcar_family):
     assert node.is_finished_ok, node.exit_message
     incar = _incar_of(node)
     assert incar['IBRION'] == '8' and incar['LEPSILON'].upper().startswith(('T', '.T'))
+    assert incar['ENCUT'] == '750' and incar['NSW'] == '1'
     phonon = outputs['phonon'].get_dict()
     assert phonon['gamma_mode_meV'] == pytest.approx(65.050401, abs=1e-4)  # OUTCAR: "65.050401 meV"
     assert len(phonon['frequencies_meV']) == 6
@@ -397,3 +398,11 @@ def test_md_segment_killed_at_walltime_is_continued(mock_code, potcar_family):
     assert 'velocities' in calcs[1].inputs
     assert outputs['trajectory'].n_frames == 2
     np.testing.assert_array_equal(outputs['trajectory'].get_array('steps'), [1, 2])
+
+
+def test_elastic_outputs_without_moduli_are_one_clear_exit_code(mock_code, potcar_family):
+    """A job that finished but whose OUTCAR has no elastic moduli (the real LEPSILON run's) -> exit 402."""
+    structure = _structure_of(RECORDINGS / 'vasprun_lepsilon.xml.gz')
+    _, node = _run_step(mock_code, 'elastic', structure, ['elastic_no_moduli'])
+    assert node.exit_status == 402
+    assert 'no "TOTAL ELASTIC MODULI" table' in node.exit_message

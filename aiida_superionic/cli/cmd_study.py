@@ -48,15 +48,25 @@ def window_options(func):
 @click.option(
     '--csv', 'csv_path', type=click.Path(dir_okay=False, path_type=Path), help='Write the full table here.'
 )
+@click.option(
+    '--archive',
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Read the records from this AiiDA archive (read-only, nothing imported) instead of the profile.',
+)
 @click.pass_context
-def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path):
+def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path, archive):
     """The descriptor table of the records in the graph: one row per material x temperature x
     stoichiometry, one column per descriptor (NaN: not computed). Prints a summary; --csv writes all."""
     from ..study import descriptor_table
     from .profile import load_profile
 
     window = _window(tmin, tmax, all_temperatures)
-    load_profile(ctx)
+    if archive is not None:
+        from .cmd_archive import load_archive_profile
+
+        load_archive_profile(archive)
+    else:
+        load_profile(ctx)
     table = descriptor_table(group=group, temperature_window=window, family=family, engine=engine)
     if table.empty:
         where = f' in group {group!r}' if group else ''
@@ -204,6 +214,8 @@ def cmd_study(
         raise InputError(
             f'the study failed: {node.exit_message or node.process_state.value} (StudyWorkChain<{node.pk}>)'
         )
+    if group:  # the study travels with its records (`aiida-superionic export GROUP`)
+        orm.load_group(group).add_nodes([node])
     report = render(node, out_dir, progress=lambda m: click.echo(f'figures: {m}', err=True))
     _summary(node)
     click.echo(f'done: StudyWorkChain<{node.pk}>; report {report}')

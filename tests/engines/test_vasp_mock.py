@@ -406,3 +406,20 @@ def test_elastic_outputs_without_moduli_are_one_clear_exit_code(mock_code, potca
     _, node = _run_step(mock_code, 'elastic', structure, ['elastic_no_moduli'])
     assert node.exit_status == 402
     assert 'no "TOTAL ELASTIC MODULI" table' in node.exit_message
+
+
+def test_md_last_segment_runs_only_the_remaining_steps(mock_code, potcar_family):
+    """n_steps = 3 in segments of 2: each stand-in segment leaves 1 frame (1 step at NBLOCK = 1), so three
+    segments run, with NSW = 2, 2 and then only the 1 remaining step."""
+    structure = _structure_of(RECORDINGS / 'vasprun_lepsilon.xml.gz')
+    overrides = {'md': {'n_steps': 3, 'segment_steps': 2, 'frame_interval': 1}}
+    cases = ['md_remaining_1', 'md_remaining_2', 'md_remaining_3']
+    outputs, node = _run_step(mock_code, 'md', structure, cases, overrides=overrides, temperature_K=700.0)
+    assert node.is_finished_ok, node.exit_message
+    incars = [c.base.repository.get_object_content('INCAR').splitlines() for c in _calcs(node)]
+    assert [next(line for line in incar if line.startswith('NSW')) for incar in incars] == [
+        'NSW = 2',
+        'NSW = 2',
+        'NSW = 1',
+    ]
+    np.testing.assert_array_equal(outputs['trajectory'].get_array('steps'), [1, 2, 3])

@@ -267,7 +267,11 @@ class VaspStepWorkChain(WorkChain):
                 nsw = nblock - self.ctx.md_step % nblock
                 nblock = nsw
             incar = inputs.parameters.get_dict()
-            incar['incar'] = {**incar.get('incar', {}), 'NSW': nsw, 'NBLOCK': nblock}
+            incar['incar'] = {
+                **incar.get('incar', {}),
+                'nsw': nsw,
+                'nblock': nblock,
+            }  # aiida-vasp: lower case
             inputs.parameters = orm.Dict(incar)
             self.ctx.segment_nblock = nblock
             self.ctx.segment_start = self.ctx.md_step

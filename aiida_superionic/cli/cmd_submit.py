@@ -65,6 +65,7 @@ def _json_object(text: str | None, option: str) -> dict:
 @click.option(
     '-d', '--daemon', is_flag=True, help='Submit to the daemon and print the PK instead of running here.'
 )
+@click.option('-g', '--group', 'group_label', help='Add the descriptor records to this group (for `study`).')
 @click.pass_context
 def cmd_submit(
     ctx: click.Context,
@@ -78,6 +79,7 @@ def cmd_submit(
     overrides: str | None,
     job_options: str | None,
     daemon: bool,
+    group_label: str | None,
 ) -> None:
     """Run STRUCTURE (CIF, POSCAR, ...) through relax, elastic, Γ phonons, vacancy energy and NVT MD at
     several temperatures (stoichiometric and with mobile-ion vacancies), ending with its descriptor
@@ -95,6 +97,8 @@ def cmd_submit(
     for t in temperatures:
         check_temperature(t, 'temperatures')
     check_label(label)
+    if group_label is not None and (not group_label.strip() or not group_label.isprintable()):
+        raise InputError('--group must be one non-empty line of printable text')
     check_settings(engine, protocol, overrides_dict)
     profile = load_profile(ctx)
 
@@ -132,6 +136,8 @@ def cmd_submit(
         inputs['options'] = orm.Dict(options_dict)
     if label:
         inputs['label'] = orm.Str(label)
+    if group_label:
+        inputs['group_label'] = orm.Str(group_label)
     if daemon:
         node = submit(MaterialWorkChain, **inputs)
         click.echo(

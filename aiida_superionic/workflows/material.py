@@ -23,6 +23,7 @@ class MaterialWorkChain(WorkChain):
         spec.expose_inputs(RelaxWorkChain, exclude=('structure',))
         spec.input('temperatures', valid_type=orm.List, required=False, help='MD temperatures (K).')
         spec.input('label', valid_type=orm.Str, required=False, help='Material label of the records.')
+        spec.input('group_label', valid_type=orm.Str, required=False, help='Add the records to this group.')
         spec.outline(cls.relax, cls.properties, cls.molecular_dynamics, cls.results)
         spec.output('relaxed_structure', valid_type=orm.StructureData)
         spec.output('elastic_descriptors', valid_type=orm.Dict, required=False)
@@ -100,4 +101,7 @@ class MaterialWorkChain(WorkChain):
         if 'arrhenius' in md.outputs:
             for key, fit in md.outputs.arrhenius.items():
                 self.out(f'arrhenius.{key}', fit)
+        if 'group_label' in self.inputs:
+            group, _ = orm.Group.collection.get_or_create(self.inputs.group_label.value)
+            group.add_nodes(list(md.outputs.records.values()))
         self.report(f'done: {len(md.outputs.records)} descriptor records')

@@ -24,7 +24,6 @@ LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
 def mlip_records(mlip_code):
     from pymatgen.core import Structure
 
-    group, _ = orm.Group.collection.get_or_create('mlip-study')
     structures = {
         'Li3N': orm.StructureData(pymatgen=Structure.from_file(str(LI3N))),
         'LiF': orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.03)),
@@ -38,9 +37,11 @@ def mlip_records(mlip_code):
             protocol=orm.Str('fast'),
             overrides=orm.Dict({'md': {'n_steps': 240}}),
             label=orm.Str(label),
+            group_label=orm.Str('mlip-study'),  # `submit --group`
         )
         assert node.is_finished_ok, node.exit_message
-        group.add_nodes(list(outputs['records'].values()))
+    group = orm.load_group('mlip-study')
+    assert {n.uuid for n in group.nodes} >= {r.uuid for r in outputs['records'].values()}
     return group
 
 

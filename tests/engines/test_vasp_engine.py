@@ -55,6 +55,11 @@ def test_overrides_reach_the_incar_and_bad_names_are_refused(engine):
         step_incar('phonons', s)
     with pytest.raises(InputError, match='no POTCAR mapping for Xx'):
         potential_mapping({'Li', 'Xx'})
+    with pytest.raises(InputError, match=r"unknown key md\.'nsteps'"):
+        engine.protocol('precise', {'md': {'nsteps': 10}})
+    with pytest.raises(InputError, match="'vacancy' must be a mapping"):
+        engine.protocol('precise', {'vacancy': 3})
+    assert engine.protocol('fast', {'incar': {'NEW_TAG': 1}})['incar']['NEW_TAG'] == 1  # INCAR: free form
 
 
 def test_vacancy_supercell_widths():

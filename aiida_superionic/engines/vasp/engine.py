@@ -37,6 +37,21 @@ def potential_mapping(elements, overrides: dict[str, str] | None = None) -> dict
     return {e: mapping[e] for e in sorted(set(elements))}
 
 
+#: Free-form dicts of the protocol (INCAR tags, element -> POTCAR, scheduler resources).
+FREE_FORM = ('incar', 'perfect_incar', 'potential_mapping', 'resources')
+
+
+def _check_keys(overrides: dict[str, Any], base: dict[str, Any], where: str) -> None:
+    """Refuse an override the protocol does not have (a typo would otherwise be ignored silently)."""
+    for key, value in overrides.items():
+        if key not in base:
+            raise InputError(f'vasp protocol: unknown key {where}{key!r}; known: {", ".join(sorted(base))}')
+        if isinstance(base[key], dict) and key not in FREE_FORM:
+            if not isinstance(value, dict):
+                raise InputError(f'vasp protocol: {where}{key!r} must be a mapping, got {value!r}')
+            _check_keys(value, base[key], f'{where}{key}.')
+
+
 def step_incar(step: str, settings: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """The INCAR of ``step``: the protocol's common tags, then the step's, then the run's own."""
     if step not in STEPS:
@@ -74,7 +89,9 @@ class VaspEngine(Engine):
         if name not in data['protocols']:
             raise InputError(f'unknown protocol {name!r}: choose one of {", ".join(data["protocols"])}')
         delta = {k: v for k, v in data['protocols'][name].items() if k != 'description'}
-        return deep_merge(deep_merge(data['default'], delta), overrides or {})
+        base = deep_merge(data['default'], delta)
+        _check_keys(overrides or {}, base, '')
+        return deep_merge(base, overrides or {})
 
     @staticmethod
     def protocols() -> dict[str, str]:

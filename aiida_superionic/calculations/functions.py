@@ -287,17 +287,23 @@ def make_md_cells(structure: orm.StructureData, parameters: orm.Dict) -> dict[st
 
 
 @calcfunction
-def collect_dft_part(unavailable: orm.Dict, vacancy: orm.Dict | None = None) -> orm.Dict:
+def collect_dft_part(
+    unavailable: orm.Dict,
+    vacancy: orm.Dict | None = None,
+    dielectric: orm.Dict | None = None,
+    band_gap: orm.Dict | None = None,
+) -> orm.Dict:
     """The record's ``dft`` part (Z_B, ε, α_i, E_g, E_vac) from the engine's steps.
 
     Quantities the engine cannot provide stay None and are listed under ``not_available`` with the
-    reason, so a record never carries an invented number.
+    reason, so a record never carries an invented number. α_i (the free mobile ion's polarizability)
+    needs a calculation that no engine runs yet and stays None.
     """
     part: dict[str, Any] = {
-        'born_charge_e': None,
-        'epsilon_inf': None,
+        'born_charge_e': dielectric.get('born_charge_e') if dielectric is not None else None,
+        'epsilon_inf': dielectric.get('epsilon_inf') if dielectric is not None else None,
         'mobile_polarizability_A3': None,
-        'band_gap_eV': None,
+        'band_gap_eV': band_gap.get('band_gap_eV') if band_gap is not None else None,
         'vacancy_energy_eV': vacancy['E_vac_eV'] if vacancy is not None else None,
         'vacancy_reference': vacancy.get('mu_reference') if vacancy is not None else None,
         'not_available': unavailable.get_dict(),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
@@ -100,19 +99,6 @@ def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path
     click.echo(f'{len(table)} records of {table.material.nunique()} materials')
 
 
-def _echo_reports() -> logging.Handler:
-    """Print the study work chain's reports on stderr while it runs in this process."""
-
-    class Echo(logging.Handler):
-        def emit(self, record):
-            if record.levelno == logging.getLevelName('REPORT') or record.levelno >= logging.WARNING:
-                click.echo(f'study: {record.getMessage()}', err=True)
-
-    handler = Echo()
-    logging.getLogger('aiida.orm.nodes.process.workflow.workchain').addHandler(handler)
-    return handler
-
-
 @cmd_root.command('study')
 @window_options
 @click.option(
@@ -204,12 +190,9 @@ def cmd_study(
                 'set --tmin/--tmax or --all-temperatures'
             )
     click.echo(f'study: {len(records)} records; results as nodes, figures to {out_dir}', err=True)
-    handler = _echo_reports()
-    try:
-        inputs = {f'r{pk}': orm.load_node(pk) for pk, _, _ in records}
-        _, node = run_get_node(StudyWorkChain, records=inputs, parameters=orm.Dict(parameters))
-    finally:
-        logging.getLogger('aiida.orm.nodes.process.workflow.workchain').removeHandler(handler)
+    # aiida prints the work chain's reports ("Report: ...") as it goes: the progress of each analysis
+    inputs = {f'r{pk}': orm.load_node(pk) for pk, _, _ in records}
+    _, node = run_get_node(StudyWorkChain, records=inputs, parameters=orm.Dict(parameters))
     if not node.is_finished_ok:
         raise InputError(
             f'the study failed: {node.exit_message or node.process_state.value} (StudyWorkChain<{node.pk}>)'

@@ -28,7 +28,7 @@ def check_temperature(value: Any, what: str) -> float:
 
 
 #: The CalcJob plugin each engine's code must run (an engine without an entry is not checked here).
-_CODE_PLUGINS = {'mlip': 'superionic.mlip'}
+_CODE_PLUGINS = {'mlip': 'superionic.mlip', 'vasp': 'vasp.vasp'}
 
 
 def check_code(code, code_label: str, engine_name: str) -> None:

@@ -114,15 +114,18 @@ def kmeans_plots(result, arrays, path: Path) -> Path:
         ax = fig.add_subplot(1, 3, 1, projection='3d')
     else:
         ax = fig.add_subplot(1, 3, 1)
-    for fam, marker in markers.items():
+    from matplotlib.lines import Line2D
+
+    for fam, marker in markers.items():  # colour: cluster; marker: mobile species
         sel = np.array([f == fam for f in families])
         coords = [proj[sel, i] for i in range(min(n_pc, 3))]
-        ax.scatter(*coords, c=labels[sel], cmap='tab10', vmin=0, vmax=9, marker=marker, label=fam)
+        ax.scatter(*coords, c=labels[sel], cmap='tab10', vmin=0, vmax=9, marker=marker)
+    handles = [Line2D([], [], marker=m, color='k', linestyle='', label=f) for f, m in markers.items()]
     for i, centre in enumerate(result['centroids']):
         ax.text(*centre[:3], str(i + 1), fontsize=12, weight='bold')
     ax.set_xlabel('PC1')
     ax.set_ylabel('PC2')
-    ax.legend(fontsize=7)
+    ax.legend(handles=handles, fontsize=7)
     ax.set_title(f'k = {result["k"]} ({result["k_choice"]}), PC1-PC{n_pc}')
     ax2 = fig.add_subplot(1, 3, 2)
     ks = sorted(int(k) for k in result['inertia'])

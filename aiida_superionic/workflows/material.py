@@ -9,7 +9,15 @@ from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import collect_dft_part
 from .md import MDWorkChain
-from .steps import ElasticWorkChain, PhononGammaWorkChain, RelaxWorkChain, VacancyWorkChain, engine_settings
+from .steps import (
+    BandGapWorkChain,
+    DielectricWorkChain,
+    ElasticWorkChain,
+    PhononGammaWorkChain,
+    RelaxWorkChain,
+    VacancyWorkChain,
+    engine_settings,
+)
 
 
 class MaterialWorkChain(WorkChain):
@@ -29,6 +37,8 @@ class MaterialWorkChain(WorkChain):
         spec.output('elastic_descriptors', valid_type=orm.Dict, required=False)
         spec.output('phonon', valid_type=orm.Dict)
         spec.output('vacancy', valid_type=orm.Dict)
+        spec.output('dielectric', valid_type=orm.Dict, required=False, help='ε∞ and Born charges (DFT).')
+        spec.output('band_gap', valid_type=orm.Dict, required=False, help='Band gap (DFT).')
         spec.output_namespace('records', valid_type=orm.Dict, dynamic=True)
         spec.output_namespace('arrhenius', valid_type=orm.Dict, dynamic=True, required=False)
         spec.exit_code(401, 'ERROR_RELAX_FAILED', message='the relaxation failed: {message}')
@@ -55,11 +65,18 @@ class MaterialWorkChain(WorkChain):
         structure = relax.outputs.structure
         self.out('relaxed_structure', structure)
         common = {'structure': structure, **self._engine_inputs()}
-        return ToContext(
-            elastic=self.submit(ElasticWorkChain, **common),
-            phonon=self.submit(PhononGammaWorkChain, **common),
-            vacancy=self.submit(VacancyWorkChain, mobile=self.inputs.mobile, **common),
-        )
+        futures = {
+            'elastic': self.submit(ElasticWorkChain, **common),
+            'phonon': self.submit(PhononGammaWorkChain, **common),
+            'vacancy': self.submit(VacancyWorkChain, mobile=self.inputs.mobile, **common),
+        }
+        engine, _ = engine_settings(self)
+        unavailable = engine.unavailable()
+        if 'dielectric' not in unavailable:  # ε∞ and Born charges (DFT engines only)
+            futures['dielectric'] = self.submit(DielectricWorkChain, mobile=self.inputs.mobile, **common)
+        if 'band_gap' not in unavailable:
+            futures['band_gap'] = self.submit(BandGapWorkChain, **common)
+        return ToContext(**futures)
 
     def molecular_dynamics(self):
         parts = {}
@@ -78,9 +95,15 @@ class MaterialWorkChain(WorkChain):
             self.out(step, node.outputs[step])
         parts['phonon'] = self.ctx.phonon.outputs.phonon
         engine, _ = engine_settings(self)
-        parts['dft'] = collect_dft_part(
-            orm.Dict(engine.unavailable()), vacancy=self.ctx.vacancy.outputs.vacancy
-        )
+        dft_inputs = {'vacancy': self.ctx.vacancy.outputs.vacancy}
+        for step in ('dielectric', 'band_gap'):
+            if step in self.ctx:
+                node = self.ctx[step]
+                if not node.is_finished_ok:
+                    return self.exit_codes.ERROR_STEP_FAILED.format(step=step, message=node.exit_message)
+                dft_inputs[step] = node.outputs[step]
+                self.out(step, node.outputs[step])
+        parts['dft'] = collect_dft_part(orm.Dict(engine.unavailable()), **dft_inputs)
         inputs = {
             'structure': self.outputs['relaxed_structure'],
             'mobile': self.inputs.mobile,

@@ -83,6 +83,8 @@ class MDWorkChain(WorkChain):
             else self.inputs.structure.get_formula(mode='hill_compact')
         )
         extra_meta = self.inputs.record_metadata.get_dict() if 'record_metadata' in self.inputs else {}
+        dft = self.inputs.parts.get('dft') if 'parts' in self.inputs else None
+        epsilon_inf = dft.get('epsilon_inf') if dft is not None else None
         for key in self._md_keys():
             node = self.ctx[f'md_{key}']
             cell_name, temp = key.rsplit('_T', 1)
@@ -93,11 +95,14 @@ class MDWorkChain(WorkChain):
             trajectory = node.outputs.trajectory
             self.out(f'trajectories.{key}', trajectory)
             stoich = cell_name == 'stoichiometric'
+            structure_parameters = {'stoichiometric': stoich}
+            if epsilon_inf is not None:  # α_c by Clausius-Mossotti needs ε∞ (DFT engines)
+                structure_parameters['epsilon_inf'] = epsilon_inf
             inputs = {
                 'trajectory': trajectory,
                 'parameters': orm.Dict({'mobile': self.inputs.mobile.value}),
                 'structure': self.inputs.structure,
-                'structure_parameters': orm.Dict({'stoichiometric': stoich}),
+                'structure_parameters': orm.Dict(structure_parameters),
                 'record_metadata': orm.Dict(
                     {
                         **extra_meta,

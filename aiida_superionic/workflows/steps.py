@@ -150,3 +150,31 @@ class VacancyWorkChain(EngineStepWorkChain):
 
     def step_kwargs(self) -> dict[str, Any]:
         return {'mobile': self.inputs.mobile.value}
+
+
+class DielectricWorkChain(EngineStepWorkChain):
+    """Ion-clamped dielectric constant ε∞ and Born effective charges (DFPT); Z_B of the mobile ion."""
+
+    _engine_step = 'dielectric'
+    _contract_outputs = ('dielectric',)
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('mobile', valid_type=orm.Str, help='The mobile species (its Born charge is Z_B).')
+        spec.output('dielectric', valid_type=orm.Dict, help='epsilon_inf, born_charge_e, ...')
+
+    def step_kwargs(self) -> dict[str, Any]:
+        return {'mobile': self.inputs.mobile.value}
+
+
+class BandGapWorkChain(EngineStepWorkChain):
+    """Band gap from a static run."""
+
+    _engine_step = 'band_gap'
+    _contract_outputs = ('band_gap',)
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.output('band_gap', valid_type=orm.Dict, help='band_gap_eV, ...')

@@ -144,3 +144,26 @@ def test_elastic_and_arrhenius_calcfunctions():
 def test_record_rejects_unknown_parts():
     with pytest.raises(ValueError, match='unknown record parts'):
         assemble_record(orm.Dict({'material': 'x'}), nonsense=orm.Dict({}))
+
+
+def test_dft_steps_reach_the_record_and_alpha_c():
+    """A DFT engine's ε∞, Born charge and band gap land in the record; ε∞ also gives α_c by
+    Clausius-Mossotti, α = 3Ω/(4π) (ε-1)/(ε+2), Ω the volume per formula unit."""
+    from ase.build import bulk
+
+    from aiida_superionic.calculations.functions import collect_dft_part, compute_structure_descriptors
+
+    dft = collect_dft_part(
+        orm.Dict({'phonon_gamma': 'not here'}),
+        vacancy=orm.Dict({'E_vac_eV': 1.25, 'mu_reference': 'bcc Li'}),
+        dielectric=orm.Dict({'epsilon_inf': 1.96, 'born_charge_e': 1.04}),
+        band_gap=orm.Dict({'band_gap_eV': 8.9}),
+    )
+    structure = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.03))
+    descriptors = compute_structure_descriptors(structure, orm.Dict({'mobile': 'Li', 'epsilon_inf': 1.96}))
+    record = assemble_record(orm.Dict({'material': 'LiF'}), dft=dft, structure=descriptors)
+    values = record['values']
+    assert (values['epsilon'], values['Z_B'], values['E_g'], values['E_vac']) == (1.96, 1.04, 8.9, 1.25)
+    omega = 4.03**3 / 4  # rocksalt: 4 formula units in the cubic cell
+    assert values['alpha_c'] == pytest.approx(3 * omega / (4 * np.pi) * (1.96 - 1) / (1.96 + 2), rel=1e-6)
+    assert values['alpha_i'] is None  # no engine computes the free ion's polarizability

@@ -25,6 +25,8 @@ made-up number.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from functools import cache
+from importlib import resources
 from typing import Any
 
 STEPS = ('relax', 'elastic', 'phonon_gamma', 'vacancy', 'md', 'dielectric', 'band_gap')
@@ -41,14 +43,41 @@ OUTPUTS = {
 }
 
 
+@cache
+def load_protocols(package: str) -> dict[str, Any]:
+    """The ``protocols.yaml`` of an engine's package: ``default``, ``default_protocol`` and the
+    ``protocols`` as deltas on ``default`` (aiida-quantumespresso style)."""
+    import yaml
+
+    return yaml.safe_load(resources.files(package).joinpath('protocols.yaml').read_text())
+
+
 class Engine(ABC):
     """One engine (MLIP, VASP, ...) behind the contract."""
 
     name: str = ''
+    #: The package whose ``protocols.yaml`` holds the engine's protocols.
+    protocol_package: str = ''
 
-    @abstractmethod
-    def protocol(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    def base_protocol(self, name: str | None = None) -> dict[str, Any]:
+        """``default`` with the delta of protocol ``name`` (default: the file's ``default_protocol``)."""
+        from ..exceptions import InputError
+
+        data = load_protocols(self.protocol_package)
+        name = name or data['default_protocol']
+        if name not in data['protocols']:
+            raise InputError(f'unknown protocol {name!r}: choose one of {", ".join(data["protocols"])}')
+        delta = {k: v for k, v in data['protocols'][name].items() if k != 'description'}
+        return deep_merge(data['default'], delta)
+
+    def protocol(self, name: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """The engine's settings for a protocol ('fast', 'moderate', 'precise'), with overrides merged."""
+        return deep_merge(self.base_protocol(name), overrides or {})
+
+    def protocols(self) -> dict[str, str]:
+        """Protocol names and their descriptions."""
+        data = load_protocols(self.protocol_package)
+        return {name: p.get('description', '') for name, p in data['protocols'].items()}
 
     @abstractmethod
     def get_builder(self, step: str, structure, code, settings: dict[str, Any], **kwargs: Any):

@@ -136,7 +136,19 @@ class PhononGammaWorkChain(EngineStepWorkChain):
         spec.output('phonon', valid_type=orm.Dict, help='gamma_mode_meV, frequencies_meV.')
 
 
-class VacancyWorkChain(EngineStepWorkChain):
+class MobileIonStepWorkChain(EngineStepWorkChain):
+    """A step that needs the mobile species (passed on to the engine as ``mobile``)."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input('mobile', valid_type=orm.Str, help='The mobile species.')
+
+    def step_kwargs(self) -> dict[str, Any]:
+        return {'mobile': self.inputs.mobile.value}
+
+
+class VacancyWorkChain(MobileIonStepWorkChain):
     """Formation energy of a vacancy of the mobile ion (reference chemical potential in the output)."""
 
     _engine_step = 'vacancy'
@@ -145,14 +157,10 @@ class VacancyWorkChain(EngineStepWorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('mobile', valid_type=orm.Str, help='The mobile species.')
         spec.output('vacancy', valid_type=orm.Dict, help='E_vac_eV, mu_eV, mu_reference.')
 
-    def step_kwargs(self) -> dict[str, Any]:
-        return {'mobile': self.inputs.mobile.value}
 
-
-class DielectricWorkChain(EngineStepWorkChain):
+class DielectricWorkChain(MobileIonStepWorkChain):
     """Ion-clamped dielectric constant ε∞ and Born effective charges (DFPT); Z_B of the mobile ion."""
 
     _engine_step = 'dielectric'
@@ -161,11 +169,7 @@ class DielectricWorkChain(EngineStepWorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('mobile', valid_type=orm.Str, help='The mobile species (its Born charge is Z_B).')
         spec.output('dielectric', valid_type=orm.Dict, help='epsilon_inf, born_charge_e, ...')
-
-    def step_kwargs(self) -> dict[str, Any]:
-        return {'mobile': self.inputs.mobile.value}
 
 
 class BandGapWorkChain(EngineStepWorkChain):

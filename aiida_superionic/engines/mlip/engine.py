@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
 from ...exceptions import InputError
-from ..contract import Engine, deep_merge
-
-
-@cache
-def _protocols() -> dict[str, Any]:
-    return yaml.safe_load(resources.files(__package__).joinpath('protocols.yaml').read_text())
+from ..contract import Engine
 
 
 class MlipEngine(Engine):
     """ASE + a universal ML potential; every step is one ``superionic.mlip.base`` work chain."""
 
     name = 'mlip'
-
-    def protocol(self, name: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = _protocols()
-        name = name or data['default_protocol']
-        if name not in data['protocols']:
-            raise InputError(f'unknown protocol {name!r}: choose one of {", ".join(data["protocols"])}')
-        delta = {k: v for k, v in data['protocols'][name].items() if k != 'description'}
-        return deep_merge(deep_merge(data['default'], delta), overrides or {})
-
-    @staticmethod
-    def protocols() -> dict[str, str]:
-        return {name: p.get('description', '') for name, p in _protocols()['protocols'].items()}
+    protocol_package = __package__
 
     def unavailable(self) -> dict[str, str]:
         reason = 'not available from an ML potential (no electrons): use the vasp engine'

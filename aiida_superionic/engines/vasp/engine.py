@@ -18,11 +18,6 @@ MD_RETRIEVE = ['XDATCAR', 'OSZICAR']
 
 
 @cache
-def _protocols() -> dict[str, Any]:
-    return yaml.safe_load(resources.files(__package__).joinpath('protocols.yaml').read_text())
-
-
-@cache
 def _aiida_vasp_mapping() -> dict[str, str]:
     text = resources.files('aiida_vasp.protocols').joinpath('vasp.yaml').read_text()
     return dict(yaml.safe_load(text)['default_potential_mapping'])
@@ -82,20 +77,12 @@ class VaspEngine(Engine):
     """VASP through aiida-vasp's ``vasp.vasp`` work chain; every step is one ``superionic.vasp.step``."""
 
     name = 'vasp'
+    protocol_package = __package__
 
     def protocol(self, name: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = _protocols()
-        name = name or data['default_protocol']
-        if name not in data['protocols']:
-            raise InputError(f'unknown protocol {name!r}: choose one of {", ".join(data["protocols"])}')
-        delta = {k: v for k, v in data['protocols'][name].items() if k != 'description'}
-        base = deep_merge(data['default'], delta)
+        base = self.base_protocol(name)
         _check_keys(overrides or {}, base, '')
         return deep_merge(base, overrides or {})
-
-    @staticmethod
-    def protocols() -> dict[str, str]:
-        return {name: p.get('description', '') for name, p in _protocols()['protocols'].items()}
 
     def get_builder(self, step: str, structure, code, settings: dict[str, Any], **kwargs: Any):
         from aiida import orm

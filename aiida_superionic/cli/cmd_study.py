@@ -93,8 +93,10 @@ def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path
         'C_v_all',
         'B',
     ]
-    known = table.drop(columns=['pk', 'uuid']).notna().sum(axis=1) - 7
-    view = table[cols].assign(descriptors=known.astype(str) + '/56')
+    from ..descriptors import DESCRIPTORS
+
+    known = table[[d.key for d in DESCRIPTORS]].notna().sum(axis=1)
+    view = table[cols].assign(descriptors=known.astype(str) + f'/{len(DESCRIPTORS)}')
     click.echo(view.to_string(index=False, float_format=lambda v: f'{v:.4g}'))
     click.echo(f'{len(table)} records of {table.material.nunique()} materials')
 

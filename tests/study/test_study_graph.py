@@ -140,6 +140,7 @@ def test_cli_table_study_predict(planted_group, tmp_path):
     assert len(csv) == 12 and 'D [cm^2/s]' in csv.columns
     res = runner.invoke(cmd_root, ['table', '--group', 'planted', '--all-temperatures'])
     assert res.exit_code == 0 and '24 records of 12 materials' in res.output
+    assert res.output.count(' 56/56') == 24  # every descriptor of the planted records is known
     out = tmp_path / 'study'
     args = ['study', '--group', 'planted', '--out', str(out), '--n-boot', '100', '--target', 'C_v_all']
     params = '{"ml": {"models": ["kernel_ridge"]}, "kmeans": {"k_max": 4}}'

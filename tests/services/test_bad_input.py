@@ -265,8 +265,9 @@ def test_submit_bad_input_stores_nothing(user, files, args, message):
 
 def test_submit_with_a_code_of_another_plugin_stores_nothing(user, files):
     user.run(
-        BIN / 'verdi', 'code', 'create', 'core.code.installed', '-n', '--label', 'add', '--computer', 'localhost',
-        '--filepath-executable', '/bin/bash', '--default-calc-job-plugin', 'core.arithmetic.add',
+        BIN / 'verdi', 'code', 'create', 'core.code.installed', '-n', '--label', 'add',
+        '--computer', 'localhost', '--filepath-executable', '/bin/bash',
+        '--default-calc-job-plugin', 'core.arithmetic.add',
     )  # fmt: skip
     args = ['{li3n}', '--mobile', 'Li', '--code', 'add@localhost']
     message = "Error: code 'add@localhost' runs core.arithmetic.add, not superionic.mlip"

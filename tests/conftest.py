@@ -16,12 +16,17 @@ DATA = Path(__file__).resolve().parent / 'data'
 RUNNER = Path(sys.executable).with_name('aiida-superionic-mlip')
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def mlip_code():
-    """The real MLIP runner as an InstalledCode on a localhost computer (direct scheduler) of the test profile."""
+    """The real MLIP runner as an InstalledCode on a localhost computer (direct scheduler) of the test
+    profile; loaded afresh in every module (a CLI test may have reloaded the profile's storage)."""
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
+    try:
+        return orm.load_code('mlip-test@localhost-test')
+    except NotExistent:
+        pass
     try:
         computer = orm.load_computer('localhost-test')
     except NotExistent:

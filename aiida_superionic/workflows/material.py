@@ -9,6 +9,7 @@ from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import collect_dft_part
 from .md import MDWorkChain
+from .resubmit import submit_once
 from .steps import (
     BandGapWorkChain,
     DielectricWorkChain,
@@ -53,7 +54,9 @@ class MaterialWorkChain(WorkChain):
             f'relaxing {self.inputs.structure.get_formula()} with the {self.inputs.engine.value} engine'
         )
         return ToContext(
-            relax=self.submit(RelaxWorkChain, structure=self.inputs.structure, **self._engine_inputs())
+            relax=submit_once(
+                self, 'relax', RelaxWorkChain, structure=self.inputs.structure, **self._engine_inputs()
+            )
         )
 
     def properties(self):
@@ -66,16 +69,18 @@ class MaterialWorkChain(WorkChain):
         self.out('relaxed_structure', structure)
         common = {'structure': structure, **self._engine_inputs()}
         futures = {
-            'elastic': self.submit(ElasticWorkChain, **common),
-            'phonon': self.submit(PhononGammaWorkChain, **common),
-            'vacancy': self.submit(VacancyWorkChain, mobile=self.inputs.mobile, **common),
+            'elastic': submit_once(self, 'elastic', ElasticWorkChain, **common),
+            'phonon': submit_once(self, 'phonon', PhononGammaWorkChain, **common),
+            'vacancy': submit_once(self, 'vacancy', VacancyWorkChain, mobile=self.inputs.mobile, **common),
         }
         engine, _ = engine_settings(self)
         unavailable = engine.unavailable()
         if 'dielectric' not in unavailable:  # ε∞ and Born charges (DFT engines only)
-            futures['dielectric'] = self.submit(DielectricWorkChain, mobile=self.inputs.mobile, **common)
+            futures['dielectric'] = submit_once(
+                self, 'dielectric', DielectricWorkChain, mobile=self.inputs.mobile, **common
+            )
         if 'band_gap' not in unavailable:
-            futures['band_gap'] = self.submit(BandGapWorkChain, **common)
+            futures['band_gap'] = submit_once(self, 'band_gap', BandGapWorkChain, **common)
         return ToContext(**futures)
 
     def molecular_dynamics(self):
@@ -113,7 +118,7 @@ class MaterialWorkChain(WorkChain):
         for name in ('temperatures', 'label'):
             if name in self.inputs:
                 inputs[name] = self.inputs[name]
-        return ToContext(md=self.submit(MDWorkChain, **inputs))
+        return ToContext(md=submit_once(self, 'md', MDWorkChain, **inputs))
 
     def results(self):
         md = self.ctx.md

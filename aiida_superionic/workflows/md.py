@@ -8,6 +8,7 @@ from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import fit_arrhenius, make_md_cells
 from .md_descriptors import MDDescriptorsWorkChain
+from .resubmit import submit_once
 from .steps import define_engine_inputs, engine_options, engine_settings
 
 
@@ -72,7 +73,7 @@ class MDWorkChain(WorkChain):
                     options=engine_options(self),
                 )
                 builder.metadata.label = f'md {key}'
-                futures[key] = self.submit(builder)
+                futures[key] = submit_once(self, f'md_{key}', builder)
         return ToContext(**{f'md_{k}': v for k, v in futures.items()})
 
     def describe(self):
@@ -114,7 +115,7 @@ class MDWorkChain(WorkChain):
             }
             if 'parts' in self.inputs:
                 inputs['parts'] = dict(self.inputs.parts)
-            futures[f'desc_{key}'] = self.submit(MDDescriptorsWorkChain, **inputs)
+            futures[f'desc_{key}'] = submit_once(self, f'describe_{key}', MDDescriptorsWorkChain, **inputs)
         return ToContext(**futures)
 
     def _md_keys(self):

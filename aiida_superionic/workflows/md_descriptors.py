@@ -15,6 +15,7 @@ from ..calculations.functions import (
 )
 from ..data import MDTrajectoryData
 from ..exceptions import InputError
+from .resubmit import submit_once
 
 
 def default_record_metadata(trajectory: MDTrajectoryData, mobile: str | None) -> dict:
@@ -165,7 +166,7 @@ class ImportMDWorkChain(WorkChain):
     def describe(self):
         inputs = self.exposed_inputs(MDDescriptorsWorkChain, namespace='descriptors')
         inputs['trajectory'] = self.ctx.trajectory
-        return ToContext(descriptors=self.submit(MDDescriptorsWorkChain, **inputs))
+        return ToContext(descriptors=submit_once(self, 'descriptors', MDDescriptorsWorkChain, **inputs))
 
     def results(self):
         child = self.ctx.descriptors

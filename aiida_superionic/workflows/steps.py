@@ -14,6 +14,7 @@ from aiida.engine import ToContext, WorkChain
 from ..calculations.functions import compute_elastic_descriptors
 from ..engines.contract import get_engine
 from ..exceptions import InputError
+from .resubmit import submit_once
 
 
 def define_engine_inputs(spec) -> None:
@@ -74,7 +75,7 @@ class EngineStepWorkChain(WorkChain):
             options=engine_options(self),
             **self.step_kwargs(),
         )
-        return ToContext(child=self.submit(builder))
+        return ToContext(child=submit_once(self, 'engine', builder))
 
     def results(self):
         child = self.ctx.child

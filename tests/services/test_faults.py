@@ -518,7 +518,7 @@ def test_md_job_sigkilled_mid_run_continues_exactly(local_code):
 # ------------------------------------------------- a label with shell metacharacters and a cluster script
 
 
-def test_label_with_shell_metacharacters_never_reaches_a_slurm_script(tmp_path):
+def test_label_with_shell_metacharacters_never_reaches_a_slurm_script(tmp_path, monkeypatch):
     """The job script of an MLIP job on a Slurm computer (dry run: written, not submitted) does not contain
     the label or description; executed with bash, it runs nothing but the code."""
     from aiida import orm
@@ -558,6 +558,7 @@ def test_label_with_shell_metacharacters_never_reaches_a_slurm_script(tmp_path):
     builder.metadata.description = label
     builder.metadata.dry_run = True
     builder.metadata.store_provenance = False
+    monkeypatch.chdir(tmp_path)  # a dry run writes its folder under ./submit_test
     _, node = run_get_node(builder)
     folder = Path(node.dry_run_info['folder'])
     script = (folder / '_aiidasubmit.sh').read_text()

@@ -16,10 +16,41 @@ DATA = Path(__file__).resolve().parent / 'data'
 RUNNER = Path(sys.executable).with_name('aiida-superionic-mlip')
 
 
+def local_computer(label: str, workdir, scheduler: str = 'core.direct'):
+    """A stored, configured localhost computer for test jobs (no polling delays)."""
+    from aiida import orm
+
+    computer = orm.Computer(
+        label=label,
+        hostname='localhost',
+        transport_type='core.local',
+        scheduler_type=scheduler,
+        workdir=str(workdir),
+    ).store()
+    computer.set_minimum_job_poll_interval(0.0)
+    computer.configure(safe_interval=0.0)
+    return computer
+
+
+def mlip_runner_code(computer, label: str = 'mlip'):
+    """The real MLIP runner (single-threaded) as an InstalledCode on ``computer``."""
+    from aiida import orm
+
+    return orm.InstalledCode(
+        label=label,
+        computer=computer,
+        filepath_executable=str(RUNNER),
+        default_calc_job_plugin='superionic.mlip',
+        prepend_text='export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1',
+    ).store()
+
+
 @pytest.fixture(scope='module')
 def mlip_code():
-    """The real MLIP runner as an InstalledCode on a localhost computer (direct scheduler) of the test
-    profile; loaded afresh in every module (a CLI test may have reloaded the profile's storage)."""
+    """The real MLIP runner on a localhost computer (direct scheduler) of the test profile; loaded
+    afresh in every module (a CLI test may have reloaded the profile's storage)."""
+    import tempfile
+
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
@@ -30,24 +61,8 @@ def mlip_code():
     try:
         computer = orm.load_computer('localhost-test')
     except NotExistent:
-        import tempfile
-
-        computer = orm.Computer(
-            label='localhost-test',
-            hostname='localhost',
-            transport_type='core.local',
-            scheduler_type='core.direct',
-            workdir=tempfile.mkdtemp(prefix='superionic-work-'),
-        ).store()
-        computer.set_minimum_job_poll_interval(0.0)
-        computer.configure(safe_interval=0.0)
-    return orm.InstalledCode(
-        label='mlip-test',
-        computer=computer,
-        filepath_executable=str(RUNNER),
-        default_calc_job_plugin='superionic.mlip',
-        prepend_text='export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1',
-    ).store()
+        computer = local_computer('localhost-test', tempfile.mkdtemp(prefix='superionic-work-'))
+    return mlip_runner_code(computer, 'mlip-test')
 
 
 @pytest.fixture(scope='session')

@@ -239,6 +239,14 @@ def stitch_trajectories(**segments: MDTrajectoryData) -> MDTrajectoryData:
     return node
 
 
+def stitch_segments(segments: list[MDTrajectoryData]) -> MDTrajectoryData:
+    """The one trajectory of an MD run from its segments, in run order: the segment itself when there is
+    one, else the output of :func:`stitch_trajectories` (which may raise on inconsistent segments)."""
+    if len(segments) == 1:
+        return segments[0]
+    return stitch_trajectories(**{f'segment_{i:03d}': seg for i, seg in enumerate(segments)})
+
+
 def diagonal_supercell(
     lengths: np.ndarray, n_atoms: int, min_atoms: int, max_repeat: int = 12
 ) -> tuple[int, int, int]:

@@ -35,6 +35,7 @@ from aiida_superionic.workflows.steps import (
     RelaxWorkChain,
     VacancyWorkChain,
 )
+from tests.conftest import local_computer
 
 DATA = Path(__file__).parents[1] / 'data'
 RECORDINGS = DATA / 'aiida-vasp'
@@ -70,15 +71,7 @@ def registry(tmp_path):
 
 @pytest.fixture
 def mock_code(registry, tmp_path):
-    computer = orm.Computer(
-        label=f'localhost-vasp-{tmp_path.name}',
-        hostname='localhost',
-        transport_type='core.local',
-        scheduler_type='core.direct',
-        workdir=str(tmp_path / 'work'),
-    ).store()
-    computer.set_minimum_job_poll_interval(0.0)
-    computer.configure(safe_interval=0.0)
+    computer = local_computer(f'localhost-vasp-{tmp_path.name}', tmp_path / 'work')
     return orm.InstalledCode(
         label='mock-vasp',
         computer=computer,

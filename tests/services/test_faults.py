@@ -25,6 +25,7 @@ import numpy as np
 import psutil
 import pytest
 
+from tests.conftest import local_computer, mlip_runner_code
 from tests.services.test_daemon import BIN, User, _port_open
 
 LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
@@ -427,24 +428,8 @@ def test_daemon_sigkill_while_a_step_submits_rabbitmq(tmp_path):
 
 @pytest.fixture(scope='module')
 def local_code(tmp_path_factory):
-    from aiida import orm
-
-    computer = orm.Computer(
-        label=f'faults-{uuid.uuid4().hex[:8]}',
-        hostname='localhost',
-        transport_type='core.local',
-        scheduler_type='core.direct',
-        workdir=str(tmp_path_factory.mktemp('faults-work')),
-    ).store()
-    computer.set_minimum_job_poll_interval(0.0)
-    computer.configure(safe_interval=0.0)
-    return orm.InstalledCode(
-        label='mlip',
-        computer=computer,
-        filepath_executable=str(RUNNER),
-        default_calc_job_plugin='superionic.mlip',
-        prepend_text='export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1',
-    ).store()
+    computer = local_computer(f'faults-{uuid.uuid4().hex[:8]}', tmp_path_factory.mktemp('faults-work'))
+    return mlip_runner_code(computer)
 
 
 class RunnerKiller(threading.Thread):

@@ -12,7 +12,7 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
-from ...calculations.functions import stitch_trajectories
+from ...calculations.functions import stitch_segments
 from ...data import MDTrajectoryData
 from .calculation import MlipCalculation
 
@@ -64,15 +64,10 @@ class MlipBaseWorkChain(BaseRestartWorkChain):
                     self.out(name, node.outputs[name])
             return None
         segments = [*self.ctx.segments, node.outputs.trajectory]
-        if len(segments) == 1:
-            trajectory = segments[0]
-        else:
-            try:
-                trajectory = stitch_trajectories(
-                    **{f'segment_{i:03d}': seg for i, seg in enumerate(segments)}
-                )
-            except Exception as exc:  # the calcfunction raised: report it as an exit code
-                return self.exit_codes.ERROR_STITCHING.format(message=str(exc))
+        try:
+            trajectory = stitch_segments(segments)
+        except Exception as exc:  # the calcfunction raised: report it as an exit code
+            return self.exit_codes.ERROR_STITCHING.format(message=str(exc))
         self.out('trajectory', trajectory)
         self.out('results', node.outputs.results)
         self.report(f'MD finished: {trajectory.n_frames} frames from {len(segments)} segment(s)')

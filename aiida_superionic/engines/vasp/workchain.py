@@ -21,7 +21,7 @@ from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
 from aiida_vasp.calcs.vasp import VaspCalculation
 from aiida_vasp.workchains.v2.vasp import VaspWorkChain
 
-from ...calculations.functions import stitch_trajectories
+from ...calculations.functions import stitch_segments
 from ...data import MDTrajectoryData
 from ...exceptions import InputError
 from . import outputs as vo
@@ -338,15 +338,10 @@ class VaspStepWorkChain(WorkChain):
 
     def stitch(self):
         segments = self.ctx.segments
-        if len(segments) == 1:
-            trajectory = segments[0]
-        else:
-            try:
-                trajectory = stitch_trajectories(
-                    **{f'segment_{i:03d}': seg for i, seg in enumerate(segments)}
-                )
-            except Exception as exc:  # the calcfunction raised: report it as an exit code
-                return self.exit_codes.ERROR_MD_SEGMENTS.format(n=len(segments), message=str(exc))
+        try:
+            trajectory = stitch_segments(segments)
+        except Exception as exc:  # the calcfunction raised: report it as an exit code
+            return self.exit_codes.ERROR_MD_SEGMENTS.format(n=len(segments), message=str(exc))
         self.out('trajectory', trajectory)
         self.report(f'MD: {trajectory.n_frames} frames from {len(segments)} segment(s)')
         return None

@@ -145,8 +145,10 @@ class MlipParser(Parser):
             summary['status'] = 'killed'
         self.out('results', orm.Dict(summary))
         status = summary.get('status')
-        if status == 'ok':
+        if status == 'ok' and n_frames:
             return ExitCode(0)
+        if status == 'ok':  # 'ok' without a frame: the files are not this run's (never an empty success)
+            status = 'incomplete'
         if status == 'unstable':
             return self.exit_codes.ERROR_MD_UNSTABLE.format(message=summary.get('message', ''))
         if restart_step is None:

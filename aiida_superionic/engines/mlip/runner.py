@@ -42,6 +42,8 @@ __all__ = (
 INPUT_FILE = 'aiida.json'
 STRUCTURE_FILE = 'structure.extxyz'
 RESULTS_FILE = 'results.json'
+#: Held by the runner while it works in a folder (see ``main``).
+RUNNER_LOCK_FILE = '.runner.lock'
 RELAXED_FILE = 'relaxed.extxyz'
 RESTART_FILE = 'restart.npz'
 TRAJECTORY_FILE = 'trajectory.f32'
@@ -806,7 +808,22 @@ def main(workdir: str | os.PathLike | None = None) -> int:
             print(__doc__)
             return 0
         workdir = args[0] if args else '.'
-    status, _ = run(workdir)
+    # One runner per folder: when a daemon dies between handing a job to the scheduler and recording
+    # it, aiida-core submits the job again into the same folder. The second runner waits for the
+    # first, then leaves its results as they are instead of overwriting them while they are written.
+    import fcntl
+
+    with open(Path(workdir) / RUNNER_LOCK_FILE, 'a') as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another runner works here: wait for it and keep what it wrote
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                results = json.loads((Path(workdir) / RESULTS_FILE).read_text())
+            except (OSError, ValueError):
+                return EXIT_CODES['error']
+            return EXIT_CODES.get(results.get('status'), 3)
+        status, _ = run(workdir)
     return EXIT_CODES.get(status, 3)
 
 

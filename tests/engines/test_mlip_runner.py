@@ -583,3 +583,32 @@ def test_fast_calculator_matches_chgnet_calculator():
 
 if __name__ == '__main__':  # pragma: no cover
     sys.exit(pytest.main([__file__, '-v']))
+
+
+def test_a_second_runner_in_the_same_folder_waits_and_keeps_the_first_results(tmp_path, relaxed_lif):
+    """A job that aiida-core submits twice into one folder (daemon killed between the scheduler's
+    answer and its record): the second runner must not overwrite what the first one writes."""
+    atoms = lif_cubic(relaxed_lif)
+    settings = {**MD_RESTART, 'n_steps': 24}
+    workdir = prepare(tmp_path / 'A', atoms, 'md', settings)
+    log = open(workdir / 'stdout.txt', 'w')
+    first = subprocess.Popen([SCRIPT], cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while not (workdir / 'trajectory.json').exists():  # the first runner is at work
+            assert first.poll() is None, (workdir / 'stdout.txt').read_text()
+            assert time.monotonic() < deadline, 'the first runner wrote nothing'
+            time.sleep(0.01)
+        assert main(workdir) == 0  # returns only once the first one is done, with its status
+        assert (workdir / 'results.json').is_file()  # written by the first one before it let go
+        assert first.wait(60) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+    results = json.loads((workdir / 'results.json').read_text())
+    out = read_md_output(workdir)
+    assert results['status'] == 'ok' and results['n_frames'] == len(out['steps']) == 13
+    reference = run_task(tmp_path / 'B', atoms, 'md', settings)  # the same run alone
+    assert reference['n_frames'] == 13
+    np.testing.assert_allclose(out['positions'], read_md_output(tmp_path / 'B')['positions'], atol=1e-5)

@@ -245,6 +245,7 @@ def cmd_predict(ctx, model_id, identifiers):
     if not isinstance(model, orm.SinglefileData) or model.base.attributes.get('target', None) is None:
         raise InputError(f'node {model.pk} is not a model of `aiida-superionic study`')
     from ..study.functions import load_model
+    from ..study.ml import missing_inputs
     from ..study.table import SCHEMA, table_from_records
 
     records = [r for ident in identifiers for r in find_records(ident)]
@@ -252,9 +253,9 @@ def cmd_predict(ctx, model_id, identifiers):
     for record in records:  # check every record first: a failed prediction stores nothing
         attrs = record.get_dict()
         frame = table_from_records([{**attrs, 'uuid': record.uuid, 'pk': record.pk}])
-        missing = [
-            c for c in stored['numeric_features'] if attrs.get('schema') != SCHEMA or frame[c].isna().any()
-        ]
+        if attrs.get('schema') != SCHEMA:
+            raise InputError(f'node {record.pk} is not a descriptor record')
+        missing = missing_inputs(frame, stored['numeric_features'])
         if missing:
             raise InputError(f'record {record.pk} lacks inputs of this model: {", ".join(missing)}')
     for record in records:

@@ -179,11 +179,16 @@ def train_validate(
     }
 
 
-def predict(model, table: pd.DataFrame, numeric: list[str], categorical: list[str]) -> np.ndarray:
-    """Apply a fitted model to rows of a descriptor table; every numeric input must be known."""
-    missing = [
+def missing_inputs(table: pd.DataFrame, numeric: list[str]) -> list[str]:
+    """The numeric inputs of a model that some row of ``table`` lacks."""
+    return [
         c for c in numeric if c not in table.columns or pd.to_numeric(table[c], errors='coerce').isna().any()
     ]
+
+
+def predict(model, table: pd.DataFrame, numeric: list[str], categorical: list[str]) -> np.ndarray:
+    """Apply a fitted model to rows of a descriptor table; every numeric input must be known."""
+    missing = missing_inputs(table, numeric)
     if missing:
         raise StudyError(f'the record lacks inputs of this model: {", ".join(missing)}')
     return model.predict(_inputs(table, numeric, categorical))

@@ -63,7 +63,7 @@ _SC = [
     ('Z_B', 'Z_B', 'Born effective charge', 'e', 'dft', 'born_charge_e'),
     ('epsilon', 'ϵ', 'Ion-clamped macroscopic dielectric constant', '', 'dft', 'epsilon_inf'),
     ('M', 'M', 'Mobile ion atomic mass', 'amu', 'structure', 'mobile_mass_amu'),
-    ('alpha_i', 'α_i', 'Mobile ion polarizability', 'Å^3', 'dft', 'mobile_polarizability_A3'),
+    ('alpha_i', 'α_i', 'Mobile ion polarizability', 'Å^3', 'structure', 'mobile_polarizability_A3'),
     ('alpha_c', 'α_c', 'Crystal polarizability', 'Å^3', 'structure', 'crystal_polarizability_A3'),
     ('Stc', 'Stc', 'Stoichiometry', 'text', 'structure', 'stoichiometry'),
     ('Sym', 'Sym', 'Crystal symmetry', 'text', 'structure', 'crystal_system'),

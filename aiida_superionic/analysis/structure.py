@@ -30,9 +30,13 @@ Definitions (stated once, used everywhere; lengths in Å, angles in degrees, vol
   alpha_c = 3 Omega/(4 pi) (eps_inf - 1)/(eps_inf + 2) in Å^3 (polarizability volume, Gaussian units),
   given only when ``epsilon_inf`` (the ion-clamped, high-frequency dielectric constant; a scalar or a
   3x3 tensor, of which trace/3 is used) is passed; otherwise None.
+* alpha_i (``mobile_polarizability_A3``): the electronic in-crystal polarizability (Å^3) of the mobile
+  ion with charge Z_N, looked up in Tessman, Kahn & Shockley, Phys. Rev. 92, 890 (1953) (see
+  :mod:`.polarizability`); None where that table has no single value (O2-: a spread), with the reason.
+  ``mobile_polarizability_reference`` carries the citation, table, kind and the ion looked up.
 
 Not computed here (they need DFT calculations): the Born effective charge Z_B, the dielectric constant
-eps, the mobile-ion polarizability alpha_i, the band gap E_g and the vacancy formation energy E_vac.
+eps, the band gap E_g and the vacancy formation energy E_vac.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import numpy as np
 
 from ..exceptions import InputError
 from .elastic import _as_structure
+from .polarizability import mobile_ion_polarizability
 
 #: Absolute slack (Å) added to the neighbour-shell radius against rounding of equal distances.
 _NN_ABS_TOL = 1e-6
@@ -179,6 +184,8 @@ def structure_descriptors(
           (conventional standard cell)
         * ``n_nearest_neighbours`` N_nn (float), ``nearest_neighbour_distance_A`` d_nn (float)
         * ``crystal_polarizability_A3`` alpha_c (float or None)
+        * ``mobile_polarizability_A3`` alpha_i (float or None) and ``mobile_polarizability_reference``
+          (dict: ``ion``, ``citation``, ``doi``, ``table``, ``kind``, ``reason``)
 
     :raises InputError: empty structure, unknown element, mobile species absent, bad epsilon_inf.
     """
@@ -211,12 +218,15 @@ def structure_descriptors(
 
     n_nn, d_nn, _, _ = nearest_neighbours(struct, el.symbol, nn_tolerance)
     alpha_c = None if epsilon_inf is None else clausius_mossotti_polarizability(omega, epsilon_inf)
+    z_n = nominal_charge(struct, el.symbol)
+    alpha_i = mobile_ion_polarizability(el.symbol, z_n)
+    alpha_i_value = alpha_i.pop('value_A3')
 
     return {
         'mobile_species': el.symbol,
         'formula': formula,
         'stoichiometry': 'stoichiometric' if stoichiometric else 'non-stoichiometric',
-        'nominal_charge': nominal_charge(struct, el.symbol),
+        'nominal_charge': z_n,
         'mobile_mass_amu': float(el.atomic_mass),
         'crystal_system': crystal_system,
         'space_group_number': sg_number,
@@ -230,4 +240,6 @@ def structure_descriptors(
         'n_nearest_neighbours': n_nn,
         'nearest_neighbour_distance_A': d_nn,
         'crystal_polarizability_A3': alpha_c,
+        'mobile_polarizability_A3': alpha_i_value,
+        'mobile_polarizability_reference': alpha_i,
     }

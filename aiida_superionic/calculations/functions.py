@@ -165,7 +165,9 @@ def assemble_record(record_metadata: orm.Dict, **parts: orm.Dict) -> orm.Dict:
     ``parts`` may hold ``diffusion``, ``vibrational``, ``lindemann``, ``structure``, ``elastic``,
     ``dft`` and ``phonon`` Dicts; missing steps give ``None`` values. The record's attributes:
     ``schema``, the ``record_metadata`` (material, formula, mobile species, temperature, stoichiometry, engine),
-    ``values`` and ``units`` keyed by :data:`aiida_superionic.descriptors.DESCRIPTORS`, and ``errors``.
+    ``values`` and ``units`` keyed by :data:`aiida_superionic.descriptors.DESCRIPTORS`, ``errors``, and
+    ``references``: the published source of a value taken from a table rather than computed (``alpha_i``:
+    citation, table, kind of polarizability, the ion looked up and, where there is no value, why).
     """
     unknown = set(parts) - {'diffusion', 'vibrational', 'lindemann', 'structure', 'elastic', 'dft', 'phonon'}
     if unknown:
@@ -186,6 +188,9 @@ def assemble_record(record_metadata: orm.Dict, **parts: orm.Dict) -> orm.Dict:
         dft=parts['dft'].get_dict() if 'dft' in parts else None,
         phonon=parts['phonon'].get_dict() if 'phonon' in parts else None,
     )
+    references = {}
+    if 'structure' in parts and parts['structure'].get('mobile_polarizability_reference') is not None:
+        references['alpha_i'] = parts['structure']['mobile_polarizability_reference']
     return orm.Dict(
         _clean(
             {
@@ -193,6 +198,7 @@ def assemble_record(record_metadata: orm.Dict, **parts: orm.Dict) -> orm.Dict:
                 **record_metadata.get_dict(),
                 'values': values,
                 'errors': errors,
+                'references': references,
                 'units': {k: registry.UNITS[k] for k in values},
             }
         )
@@ -301,16 +307,15 @@ def collect_dft_part(
     dielectric: orm.Dict | None = None,
     band_gap: orm.Dict | None = None,
 ) -> orm.Dict:
-    """The record's ``dft`` part (Z_B, ε, α_i, E_g, E_vac) from the engine's steps.
+    """The record's ``dft`` part (Z_B, ε, E_g, E_vac) from the engine's steps.
 
     Quantities the engine cannot provide stay None and are listed under ``not_available`` with the
-    reason, so a record never carries an invented number. α_i (the free mobile ion's polarizability)
-    needs a calculation that no engine runs yet and stays None.
+    reason, so a record never carries an invented number. (α_i is not an engine result: it comes with
+    the structural descriptors, from a published table; see :mod:`aiida_superionic.analysis.polarizability`.)
     """
     part: dict[str, Any] = {
         'born_charge_e': dielectric.get('born_charge_e') if dielectric is not None else None,
         'epsilon_inf': dielectric.get('epsilon_inf') if dielectric is not None else None,
-        'mobile_polarizability_A3': None,
         'band_gap_eV': band_gap.get('band_gap_eV') if band_gap is not None else None,
         'vacancy_energy_eV': vacancy['E_vac_eV'] if vacancy is not None else None,
         'vacancy_reference': vacancy.get('mu_reference') if vacancy is not None else None,

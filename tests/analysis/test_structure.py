@@ -184,3 +184,37 @@ def test_errors(li3n, li2o):
         structure_descriptors(Structure(Lattice.cubic(3.0), [], []), 'Li')
     with pytest.raises(InputError, match='pymatgen Structure'):
         structure_descriptors('Li2O', 'Li')
+
+
+def test_mobile_ion_polarizability_from_the_published_table(li2o, nacl, li3n):
+    """α_i is the electronic polarizability of the mobile ion in its nominal charge state, as printed by
+    Tessman, Kahn & Shockley, Phys. Rev. 92, 890 (1953): "Li+ 0.03, Na+ 0.41, ... Cl- 2.96, ...
+    O-- 0.5-3.2 ... Values represented by a spread indicate ions that cannot be treated additively"."""
+    for structure, mobile, ion, published in (
+        (li2o, 'Li', 'Li+', 0.03),
+        (nacl, 'Na', 'Na+', 0.41),
+        (nacl, 'Cl', 'Cl-', 2.96),
+    ):
+        out = structure_descriptors(structure, mobile)
+        assert out['mobile_polarizability_A3'] == published
+        ref = out['mobile_polarizability_reference']
+        assert ref['ion'] == ion and ref['reason'] is None
+        assert 'Tessman' in ref['citation'] and 'electronic' in ref['kind']
+    # O2- has only a spread in the table, N3- is not in it: missing, with the reason
+    oxide = structure_descriptors(li2o, 'O')
+    assert oxide['mobile_polarizability_A3'] is None
+    assert oxide['mobile_polarizability_reference']['ion'] == 'O2-'
+    assert 'additively' in oxide['mobile_polarizability_reference']['reason']
+    nitride = structure_descriptors(li3n, 'N')
+    assert nitride['mobile_polarizability_A3'] is None
+    assert 'N3- is not in the table' in nitride['mobile_polarizability_reference']['reason']
+
+
+def test_mobile_ion_polarizability_follows_the_charge_state():
+    # Cu in CuO is Cu2+ (source: Cu++ 0.2), in CuCl (zincblende) Cu+ (source: Cu+ 1.6)
+    cuo = Structure.from_spacegroup('Fm-3m', Lattice.cubic(4.2), ['Cu', 'O'], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    cucl = Structure.from_spacegroup(
+        'F-43m', Lattice.cubic(5.42), ['Cu', 'Cl'], [[0, 0, 0], [0.25, 0.25, 0.25]]
+    )
+    assert structure_descriptors(cuo, 'Cu')['mobile_polarizability_A3'] == 0.2
+    assert structure_descriptors(cucl, 'Cu')['mobile_polarizability_A3'] == 1.6

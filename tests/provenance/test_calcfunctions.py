@@ -166,4 +166,47 @@ def test_dft_steps_reach_the_record_and_alpha_c():
     assert (values['epsilon'], values['Z_B'], values['E_g'], values['E_vac']) == (1.96, 1.04, 8.9, 1.25)
     omega = 4.03**3 / 4  # rocksalt: 4 formula units in the cubic cell
     assert values['alpha_c'] == pytest.approx(3 * omega / (4 * np.pi) * (1.96 - 1) / (1.96 + 2), rel=1e-6)
-    assert values['alpha_i'] is None  # no engine computes the free ion's polarizability
+    # α_i of Li+ from Tessman, Kahn & Shockley, Phys. Rev. 92, 890 (1953): "Li+ 0.03" (Å^3)
+    assert values['alpha_i'] == 0.03
+    assert 'Tessman' in record['references']['alpha_i']['citation']
+
+
+def test_structure_reaches_the_record_with_alpha_i_and_its_citation(small_trajectory):
+    """The path of both engines' records (``superionic.md`` -> ``superionic.md_descriptors`` with the
+    relaxed crystal): α_i of the mobile Li+ comes with the structural descriptors, and the node that
+    provides it and the record both carry the published source. Reference: Tessman, Kahn & Shockley,
+    Phys. Rev. 92, 890 (1953), abstract: "The best values for the sodium D line in A3 are Li+ 0.03, ...".
+    """
+    from ase.build import bulk
+
+    node = small_trajectory.store()
+    structure = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.03))
+    outputs, process = run_get_node(
+        MDDescriptorsWorkChain,
+        trajectory=node,
+        structure=structure,
+        record_metadata=orm.Dict({'engine': 'vasp'}),
+    )
+    assert process.is_finished_ok, process.exit_message
+    provider = outputs['structure_descriptors']
+    assert provider['mobile_polarizability_A3'] == 0.03
+    source = provider['mobile_polarizability_reference']
+    assert source['ion'] == 'Li+'
+    assert source['citation'].startswith('J. R. Tessman, A. H. Kahn and W. Shockley')
+    assert 'sodium D line' in source['table'] and 'electronic' in source['kind']
+    record = outputs['record']
+    assert record['values']['alpha_i'] == 0.03
+    assert record['units']['alpha_i'] == 'Å^3'
+    assert record['references']['alpha_i'] == source
+    # the record descends from the structure through the node that carries the citation
+    query = orm.QueryBuilder().append(orm.StructureData, filters={'id': structure.pk}, tag='s')
+    query.append(orm.Dict, with_ancestors='s', filters={'id': provider.pk}, tag='p')
+    query.append(orm.Dict, with_ancestors='p', filters={'id': record.pk})
+    assert query.distinct().count() == 1
+
+
+def test_record_without_a_structure_has_no_alpha_i(small_trajectory):
+    outputs, process = run_get_node(MDDescriptorsWorkChain, trajectory=small_trajectory.store())
+    assert process.is_finished_ok, process.exit_message
+    assert outputs['record']['values']['alpha_i'] is None
+    assert outputs['record']['references'] == {}

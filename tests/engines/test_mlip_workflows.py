@@ -99,6 +99,8 @@ def test_material_workchain_fast_protocol_li3n(mlip_code):
         assert values['Gamma'] is not None  # phonon step
         assert values['E_g'] is None and values['epsilon'] is None  # not available from an ML potential
         assert values['SO'] == 24 and values['Sym'] == 'hexagonal'
+        # α_i of Li+, Tessman, Kahn & Shockley, Phys. Rev. 92, 890 (1953): "Li+ 0.03" (Å^3)
+        assert values['alpha_i'] == 0.03 and 'Tessman' in record['references']['alpha_i']['citation']
         assert values['C_v_all'] == pytest.approx(3.0, abs=0.2)  # near the classical limit at 900-1500 K
     # relaxed lattice within a few % of experiment (a = 3.648, c = 3.875 Å)
     a, _, c = outputs['relaxed_structure'].get_pymatgen_structure().lattice.abc

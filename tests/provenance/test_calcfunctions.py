@@ -83,17 +83,17 @@ def test_md_descriptors_workchain_builds_the_record(small_trajectory):
     assert values['C_v_nd'] == outputs['vibrational']['non_diffusive']['C_v_kB_atom']
     assert values['gamma'] == outputs['lindemann']['lindemann_ratio']
     # the record's VDOS is eq 5 (unweighted) unless asked otherwise, and says so
-    ref = analyze_trajectory(
-        node.get_positions(), node.cell, node.symbols, 2.0, 700.0, compute=['vibrational']
-    )
-    mass = analyze_trajectory(
-        node.get_positions(),
-        node.cell,
-        node.symbols,
-        2.0,
-        700.0,
-        compute=['vibrational'],
-        vdos_weighting='mass',
+    ref, mass = (
+        analyze_trajectory(
+            node.get_positions(),
+            node.cell,
+            node.symbols,
+            2.0,
+            700.0,
+            compute=['vibrational'],
+            vdos_weighting=w,
+        )
+        for w in ('none', 'mass')
     )
     omega = ref['vibrational']['all']['mean_frequency_meV']
     assert values['omega_all'] == pytest.approx(omega, rel=1e-12)

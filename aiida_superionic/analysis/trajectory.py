@@ -191,7 +191,7 @@ def analyze_trajectory(
     :param velocities: (n_frames, n_atoms, 3) Å/fs, used as given (no drift correction, no transfer
         function); default: forward differences between consecutive frames of the unwrapped,
         drift-corrected positions, whose power spectrum is divided by their exact transfer function
-        sinc^2(E dt / h), so the VDOS does not depend on the spacing of the frames up to the Nyquist
+        [sin(omega dt/2) / (omega dt/2)]^2, so the VDOS does not depend on the spacing of the frames up to the Nyquist
         energy h/(2 dt).
     :param fit_window_ps: lag-time window of the Einstein fit; default the paper's
         tau_max/2 <= tau <= tau_max with tau_max = half the run.

@@ -13,10 +13,11 @@ Conventions (stated once, used everywhere):
   weights each atom by its mass, so that every atom carries exactly 3 modes (for a harmonic crystal
   this is the phonon DOS).
 * Velocities from positions are forward differences between frames, (x(t + dt) - x(t)) / dt: the
-  average of the true velocity over dt, whose power is the true one times sinc^2(E dt / h) (>= 4/pi^2
-  up to the Nyquist energy h/(2 dt)). :func:`position_power_sum_t` divides this transfer function out
-  exactly, so frames stored every few MD steps give the spectrum of the true velocities (up to the
-  Nyquist energy; modes above it are folded back, which no correction can undo).
+  average of the true velocity over dt, whose power is the true one times the transfer function
+  [sin(omega dt/2) / (omega dt/2)]^2 (>= 4/pi^2 up to the Nyquist energy h/(2 dt)).
+  :func:`position_power_sum_t` divides it out exactly, so frames stored every few MD steps give the
+  spectrum of the true velocities (up to the Nyquist energy; modes above it are folded back, which no
+  correction can undo).
 * Thermodynamic functions are the quantum-harmonic (Bose-Einstein) ones, per atom:
   E_vib = int g (E/2 + E n(E)) dE, C_v = k_B int g x^2 e^x/(e^x-1)^2 dE,
   F_vib = k_B T int g ln(2 sinh(x/2)) dE, S_vib = k_B int g [x/2 coth(x/2) - ln(2 sinh(x/2))] dE,
@@ -85,7 +86,8 @@ def velocity_power_sum_t(v: np.ndarray, weights: np.ndarray | None = None) -> np
 
 
 def difference_transfer(energy_meV: np.ndarray, dt_fs: float) -> np.ndarray:
-    """Power transfer function of the forward-difference velocity, ``sinc^2(E dt / h)``.
+    """Power transfer function of the forward-difference velocity, ``np.sinc(E dt / h) ** 2``
+    (normalised sinc, sinc(u) = sin(pi u) / (pi u)), i.e. [sin(omega dt/2) / (omega dt/2)]^2.
 
     (x(t + dt) - x(t)) / dt is the mean of the true velocity over [t, t + dt], i.e. the velocity
     convolved with a box of width dt, whose Fourier transform is sin(omega dt/2) / (omega dt/2). Its

@@ -194,6 +194,25 @@ def test_eq5_default_is_unweighted_each_species_counts_with_its_velocity_varianc
     assert result['vdos_weighting'] == 'none' and mass['vdos_weighting'] == 'mass'
 
 
+@pytest.mark.parametrize('fraction_of_nyquist', [0.1, 0.5, 0.9, 0.99])
+def test_difference_transfer_is_the_power_ratio_of_differenced_to_true_velocity(fraction_of_nyquist):
+    """For x = sin(ωt) sampled every dt, (x(t+dt) - x(t))/dt has mean square [sin(ωdt/2)/(dt/2)]²/2 and
+    the true velocity ω²/2 (measured here on the samples): their ratio is the transfer function."""
+    from aiida_superionic.analysis.vibrational import difference_transfer
+
+    dt = 15.0
+    energy = fraction_of_nyquist * H_MEV_FS / (2 * dt)
+    omega = 2 * np.pi * energy / H_MEV_FS
+    t = (np.arange(200001) + 0.3) * dt
+    v_fd = np.diff(np.sin(omega * t)) / dt
+    ratio = np.mean(v_fd**2) / (omega**2 / 2)
+    assert difference_transfer(np.array([energy]), dt)[0] == pytest.approx(ratio, rel=1e-3)
+    # at the Nyquist energy itself (where sampling no longer averages over phases): 4/π², no zero
+    assert difference_transfer(np.array([H_MEV_FS / (2 * dt)]), dt)[0] == pytest.approx(
+        4 / np.pi**2, rel=1e-12
+    )
+
+
 def _two_mode_run(rng, n_frames, dt, n_each=8):
     """Atoms at 10 meV and at 50 meV with equal velocity variance: g is half 10 meV, half 50 meV, so
     <ω> = 30 meV and <ω30> = 10 meV exactly. Returns positions, velocities (analytic)."""

@@ -7,8 +7,9 @@ Pipeline (one pass over chunks of atoms, float64 only for the chunk in hand):
 2. the centre-of-mass drift of the non-diffusive framework (mass weighted) is removed from every atom
    (the drift of all atoms when the structure holds only the mobile species);
 3. mobile ions -> MSD over all time origins (FFT) -> D by the paper's Einstein fit (eqs 3-4);
-4. every atom -> velocity spectrum (given velocities, or central differences of the unwrapped
-   positions) -> g(E) for all / diffusive / non-diffusive ions -> vibrational descriptors;
+4. every atom -> velocity spectrum (given velocities, or forward differences of the unwrapped
+   positions with their sinc^2 transfer function divided out) -> g(E) for all / diffusive /
+   non-diffusive ions (eq 5: unweighted by default) -> vibrational descriptors;
 5. non-diffusive ions -> Lindemann ratio.
 """
 
@@ -23,15 +24,24 @@ from ..exceptions import InputError
 from ._common import A2_PER_FS_TO_CM2_PER_S, ATOM_CHUNK, atomic_masses, default_mobile, iter_chunks
 from .diffusion import MIN_FRAMES_FOR_FIT, einstein_fit, fit_window_lags, msd_sum_fft_t
 from .vibrational import (
+    DEFAULT_VDOS_WEIGHTING,
+    VDOS_WEIGHTINGS,
     dos_descriptors,
     normalise_dos,
+    nyquist_energy_meV,
     position_power_sum_t,
+    position_vdos_energies_meV,
     vdos_energies_meV,
     velocity_power_sum_t,
 )
 
 #: Below this highest resolved energy (h / 2 dt) the VDOS misses optical modes: warn.
 MIN_NYQUIST_MEV = 100.0
+
+#: Aliasing check: warn when more than ALIAS_MAX_FRACTION of a group's modes lie above
+#: ALIAS_BAND x the Nyquist energy (a well-sampled spectrum has died out well below it).
+ALIAS_BAND = 0.9
+ALIAS_MAX_FRACTION = 0.01
 
 #: What :func:`analyze_trajectory` can compute.
 PARTS = ('diffusion', 'vibrational', 'lindemann')
@@ -163,7 +173,7 @@ def analyze_trajectory(
     *,
     fit_window_ps: tuple[float, float] | None = None,
     n_blocks: int = DEFAULT_BLOCKS,
-    vdos_weighting: str = 'mass',
+    vdos_weighting: str = DEFAULT_VDOS_WEIGHTING,
     return_arrays: bool = False,
     compute: Sequence[str] = PARTS,
     progress: Progress | None = None,
@@ -178,9 +188,11 @@ def analyze_trajectory(
         x any further stride), fs.
     :param temperature_K: temperature of the run, used for the thermodynamic functions.
     :param mobile: the diffusive species; default: the first of Li, Na, Ag, Cu, Cl, I, Br, F, O present.
-    :param velocities: (n_frames, n_atoms, 3) Å/fs, used as given (no drift correction); default:
-        central differences of the unwrapped, drift-corrected positions (one-sided at the ends), which
-        resolve energies up to h/(2 dt).
+    :param velocities: (n_frames, n_atoms, 3) Å/fs, used as given (no drift correction, no transfer
+        function); default: forward differences between consecutive frames of the unwrapped,
+        drift-corrected positions, whose power spectrum is divided by their exact transfer function
+        [sin(omega dt/2) / (omega dt/2)]^2, so the VDOS does not depend on the spacing of the frames up to the Nyquist
+        energy h/(2 dt).
     :param fit_window_ps: lag-time window of the Einstein fit; default the paper's
         tau_max/2 <= tau <= tau_max with tau_max = half the run.
     :param n_blocks: D uncertainty: the run is cut into this many consecutive blocks and D is fitted in
@@ -190,8 +202,9 @@ def analyze_trajectory(
         length T, so every block's D carries the error of the full-run D (checked on synthetic
         Brownian runs: the spread of D over independent runs matches this error). Blocks shorter than
         the minimum fit length reduce the count; fewer than 2 blocks give NaN.
-    :param vdos_weighting: ``'mass'`` (default; each atom weighted by its mass so every atom carries
-        3 modes) or ``'none'`` (eq 5 literally).
+    :param vdos_weighting: ``'none'`` (default: eq 5 of the paper, every atom weight 1, so each atom
+        counts in proportion to its <v^2> = 3 k_B T / m) or ``'mass'`` (each atom weighted by its mass,
+        so every atom carries 3 modes). Either way g is normalised to 3 modes per atom of the group.
     :param return_arrays: also return ``arrays`` with MSD(tau) and g(E) of each group, for plots.
     :param compute: which of ``'diffusion'``, ``'vibrational'``, ``'lindemann'`` to compute (default:
         all); the result holds only those keys (plus the run's metadata), and work for the others is
@@ -209,8 +222,10 @@ def analyze_trajectory(
     unknown = set(compute) - set(PARTS)
     if unknown or not compute:
         raise InputError(f'compute must name some of {", ".join(PARTS)}; got {", ".join(map(str, compute))}')
-    if vdos_weighting not in ('mass', 'none'):
-        raise InputError(f"vdos_weighting must be 'mass' or 'none', got {vdos_weighting!r}")
+    if vdos_weighting not in VDOS_WEIGHTINGS:
+        raise InputError(
+            f'vdos_weighting must be one of {", ".join(VDOS_WEIGHTINGS)}; got {vdos_weighting!r}'
+        )
     masses = atomic_masses(symbols)
     is_mobile = np.array(symbols) == mobile
     mobile_idx = np.flatnonzero(is_mobile)
@@ -266,7 +281,9 @@ def analyze_trajectory(
     do_lind = 'lindemann' in compute
     msd_sum = np.zeros(last + 1)
     block_sums = np.zeros((n_blocks, b_last + 1)) if block_ok else None
-    energies = vdos_energies_meV(n_frames, dt)
+    energies = (
+        vdos_energies_meV(n_frames, dt) if vel is not None else position_vdos_energies_meV(n_frames, dt)
+    )
     power = {'diffusive': np.zeros_like(energies), 'non_diffusive': np.zeros_like(energies)}
     u2_sum = 0.0
     mean_framework = np.empty((len(frame_idx), 3))
@@ -349,12 +366,32 @@ def analyze_trajectory(
             arrays[f'vdos_{name}'] = g
             vibrational[name] = dos_descriptors(energies, g, temperature_K)
         result['vibrational'] = vibrational
-        nyquist_meV = float(energies[-1])
+        nyquist_meV = nyquist_energy_meV(dt)
+        how = '(fewer MD steps between frames, e.g. a smaller VASP NBLOCK, and no --stride)'
+        de = energies[1] - energies[0]
+        high = energies > ALIAS_BAND * nyquist_meV
+        aliased = [
+            name.replace('_', '-')
+            for name in ('all', 'diffusive', 'non_diffusive')
+            if f'vdos_{name}' in arrays
+            and np.sum(arrays[f'vdos_{name}'][high]) * de > 3.0 * ALIAS_MAX_FRACTION
+        ]
         if nyquist_meV < MIN_NYQUIST_MEV:
             warnings.append(
                 f'frames are {dt:g} fs apart, so the VDOS is resolved only up to {nyquist_meV:.3g} meV '
-                f'(< {MIN_NYQUIST_MEV:g} meV): the vibrational descriptors are unreliable; store frames more often'
+                f'(< {MIN_NYQUIST_MEV:g} meV): faster modes are missing or folded back below it and the '
+                'vibrational descriptors are unreliable; store frames at least every '
+                f'{nyquist_energy_meV(1.0) / MIN_NYQUIST_MEV:.3g} fs {how}'
             )
+        elif aliased:
+            warnings.append(
+                f'the VDOS of the {", ".join(aliased)} ions has more than {100 * ALIAS_MAX_FRACTION:g} % of its '
+                f'modes above {ALIAS_BAND:g} x the highest resolved energy h/(2 dt) = {nyquist_meV:.3g} meV '
+                f'(frames {dt:g} fs apart): faster modes are folded back into the spectrum and bias the '
+                f'vibrational descriptors; store frames more often {how}'
+            )
+        result['vdos_weighting'] = vdos_weighting
+        result['vdos_velocities'] = 'given' if vel is not None else 'forward_differences'
 
     if do_lind:
         if len(frame_idx):

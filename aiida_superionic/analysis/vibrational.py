@@ -6,9 +6,18 @@ Conventions (stated once, used everywhere):
   (``integral g dE = 3``). The zero-frequency bin is left out of every integral, so the translational
   (diffusive) weight at E = 0 does not enter; with N frames it is 1/(2N) of the spectrum's range.
 * The spectrum of a group of atoms is the FFT of the velocity autocorrelation of those atoms
-  (Wiener-Khinchin: the summed power spectra of their Hann-tapered velocities). By default each atom is weighted by
-  its mass, so in equilibrium every atom carries the same 3 modes (equipartition); ``weighting='none'``
-  gives the unweighted sum of eq 5 literally.
+  (Wiener-Khinchin: the summed power spectra of their Hann-tapered velocities). By default
+  (``weighting='none'``) every atom enters with weight 1: eq 5 of the paper literally, so each atom
+  contributes in proportion to its <v^2> = 3 k_B T / m (equipartition) and, after the normalisation to
+  3 modes per atom, light atoms carry more than 3 modes each and heavy atoms fewer. ``weighting='mass'``
+  weights each atom by its mass, so that every atom carries exactly 3 modes (for a harmonic crystal
+  this is the phonon DOS).
+* Velocities from positions are forward differences between frames, (x(t + dt) - x(t)) / dt: the
+  average of the true velocity over dt, whose power is the true one times the transfer function
+  [sin(omega dt/2) / (omega dt/2)]^2 (>= 4/pi^2 up to the Nyquist energy h/(2 dt)).
+  :func:`position_power_sum_t` divides it out exactly, so frames stored every few MD steps give the
+  spectrum of the true velocities (up to the Nyquist energy; modes above it are folded back, which no
+  correction can undo).
 * Thermodynamic functions are the quantum-harmonic (Bose-Einstein) ones, per atom:
   E_vib = int g (E/2 + E n(E)) dE, C_v = k_B int g x^2 e^x/(e^x-1)^2 dE,
   F_vib = k_B T int g ln(2 sinh(x/2)) dE, S_vib = k_B int g [x/2 coth(x/2) - ln(2 sinh(x/2))] dE,
@@ -28,6 +37,12 @@ from ._common import H_MEV_FS, KB_MEV
 #: The paper's cut-off for <omega_30>, meV.
 CUTOFF_30_MEV = 30.0
 
+#: Atom weights of the VDOS: ``'none'`` is eq 5 (every atom weight 1), ``'mass'`` weights atoms by mass.
+VDOS_WEIGHTINGS = ('none', 'mass')
+
+#: The default weighting everywhere descriptors are made: eq 5 of the paper.
+DEFAULT_VDOS_WEIGHTING = 'none'
+
 
 def vdos_nfft(n_frames: int) -> int:
     """FFT length of the velocity spectra (no zero-padding: the Hann taper already makes the record
@@ -38,6 +53,11 @@ def vdos_nfft(n_frames: int) -> int:
 def vdos_energies_meV(n_frames: int, dt_fs: float) -> np.ndarray:
     """Energy grid (meV) of the spectra from :func:`velocity_power_sum`: spacing h/(N dt)."""
     return fft.rfftfreq(vdos_nfft(n_frames), d=dt_fs) * H_MEV_FS
+
+
+def nyquist_energy_meV(dt_fs: float) -> float:
+    """The highest energy resolved by frames ``dt_fs`` apart, h / (2 dt), meV."""
+    return H_MEV_FS / (2.0 * dt_fs)
 
 
 def hann_taper(n_frames: int) -> np.ndarray:
@@ -65,17 +85,39 @@ def velocity_power_sum_t(v: np.ndarray, weights: np.ndarray | None = None) -> np
     return _power_of_tapered(tapered, weights)
 
 
+def difference_transfer(energy_meV: np.ndarray, dt_fs: float) -> np.ndarray:
+    """Power transfer function of the forward-difference velocity, ``np.sinc(E dt / h) ** 2``
+    (normalised sinc, sinc(u) = sin(pi u) / (pi u)), i.e. [sin(omega dt/2) / (omega dt/2)]^2.
+
+    (x(t + dt) - x(t)) / dt is the mean of the true velocity over [t, t + dt], i.e. the velocity
+    convolved with a box of width dt, whose Fourier transform is sin(omega dt/2) / (omega dt/2). Its
+    square falls from 1 at E = 0 to 4/pi^2 at the Nyquist energy h/(2 dt) and has no zero below it,
+    so dividing it out is exact and well conditioned over the whole grid. (Central differences would
+    give sinc^2(2 E dt / h), which vanishes at the Nyquist energy.)
+    """
+    return np.sinc(np.asarray(energy_meV, dtype=float) * dt_fs / H_MEV_FS) ** 2
+
+
+def position_vdos_energies_meV(n_frames: int, dt_fs: float) -> np.ndarray:
+    """Energy grid (meV) of :func:`position_power_sum_t` for ``n_frames`` positions: the n_frames - 1
+    forward differences between them."""
+    return vdos_energies_meV(n_frames - 1, dt_fs)
+
+
 def position_power_sum_t(x: np.ndarray, dt_fs: float, weights: np.ndarray | None = None) -> np.ndarray:
-    """:func:`velocity_power_sum_t` of the velocities of time-last positions ``x[atom, dim, t]`` (Å),
-    by central differences (one-sided at the two ends), written straight into the tapered buffer."""
-    n = x.shape[-1]
-    v = np.empty(x.shape, dtype=np.float32)
-    np.subtract(x[..., 2:], x[..., :-2], out=v[..., 1:-1], casting='same_kind')
-    v[..., 1:-1] *= np.float32(0.5)
-    np.subtract(x[..., 1], x[..., 0], out=v[..., 0], casting='same_kind')
-    np.subtract(x[..., -1], x[..., -2], out=v[..., -1], casting='same_kind')
+    """:func:`velocity_power_sum_t` of the true velocities behind time-last positions ``x[atom, dim, t]``
+    (Å), on the grid :func:`position_vdos_energies_meV`.
+
+    The velocities are the n - 1 forward differences between consecutive frames, written straight into
+    the tapered buffer; their power is then divided by :func:`difference_transfer`, which makes the
+    spectrum independent of how many MD steps lie between stored frames (below the Nyquist energy).
+    """
+    n = x.shape[-1] - 1
+    v = np.empty((*x.shape[:-1], n), dtype=np.float32)
+    np.subtract(x[..., 1:], x[..., :-1], out=v, casting='same_kind')
     v *= (hann_taper(n) / dt_fs).astype(np.float32)
-    return _power_of_tapered(v, weights)
+    power = _power_of_tapered(v, weights)
+    return power / difference_transfer(position_vdos_energies_meV(n + 1, dt_fs), dt_fs)
 
 
 def velocity_power_sum(v: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

@@ -16,10 +16,12 @@ from aiida.engine import calcfunction
 
 from .. import analysis
 from .. import descriptors as registry
+from ..analysis.vibrational import DEFAULT_VDOS_WEIGHTING
 from ..data import MDTrajectoryData
 from ..io import read_trajectory
 
-#: Parameters of the trajectory analysis that the calcfunctions accept (all optional).
+#: Parameters of the trajectory analysis that the calcfunctions accept (all optional; ``vdos_weighting``
+#: defaults to ``'none'``, the paper's eq 5, and the ``vibrational`` output records the one used).
 ANALYSIS_KEYS = ('mobile', 'fit_window_ps', 'n_blocks', 'vdos_weighting')
 
 
@@ -30,6 +32,7 @@ def _analysis_kwargs(parameters: orm.Dict | None) -> dict[str, Any]:
         raise ValueError(f'unknown analysis parameters: {", ".join(sorted(unknown))}')
     if params.get('fit_window_ps') is not None:
         params['fit_window_ps'] = tuple(params['fit_window_ps'])
+    params.setdefault('vdos_weighting', DEFAULT_VDOS_WEIGHTING)
     return params
 
 
@@ -116,12 +119,17 @@ def compute_diffusion(
 def compute_vibrational(
     trajectory: MDTrajectoryData, parameters: orm.Dict | None = None
 ) -> dict[str, orm.Data]:
-    """VDOS of all / diffusive / non-diffusive ions (eq 5) and their descriptors (eqs 6-7, E, C_v, F, S, θ_D)."""
+    """VDOS of all / diffusive / non-diffusive ions (eq 5) and their descriptors (eqs 6-7, E, C_v, F, S, θ_D).
+
+    The output also records ``vdos_weighting`` (``'none'``: eq 5, or ``'mass'``) and ``vdos_velocities``
+    (``'given'``, or ``'forward_differences'`` of the positions with their transfer function divided out).
+    """
     result = _analyze(trajectory, parameters, 'vibrational')
     vdos = orm.ArrayData()
     for name, array in result['arrays'].items():
         vdos.set_array(name.removeprefix('vdos_'), array)
-    return {'vibrational': orm.Dict(_clean({**result['vibrational'], **_meta(result)})), 'vdos': vdos}
+    how = {k: result[k] for k in ('vdos_weighting', 'vdos_velocities')}
+    return {'vibrational': orm.Dict(_clean({**result['vibrational'], **how, **_meta(result)})), 'vdos': vdos}
 
 
 @calcfunction

@@ -10,6 +10,7 @@ from typing import Any
 import click
 import numpy as np
 
+from ..analysis.vibrational import DEFAULT_VDOS_WEIGHTING, VDOS_WEIGHTINGS
 from ..exceptions import InputError
 from .progress import StderrProgress
 from .root import cmd_root
@@ -101,10 +102,10 @@ def format_table(result: dict[str, Any], source: str) -> str:
 @click.option('--blocks', type=int, default=5, show_default=True, help='Blocks for the uncertainty of D.')
 @click.option(
     '--vdos-weighting',
-    type=click.Choice(['mass', 'none']),
-    default='mass',
+    type=click.Choice(VDOS_WEIGHTINGS),
+    default=DEFAULT_VDOS_WEIGHTING,
     show_default=True,
-    help='Atom weights in the VDOS.',
+    help="Atom weights in the VDOS: 'none' is the paper's eq 5, 'mass' gives every atom 3 modes.",
 )
 @click.option('--allow-truncated', is_flag=True, help='Drop an incomplete last frame instead of failing.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the result as JSON.')

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..analysis.vibrational import DEFAULT_VDOS_WEIGHTING, VDOS_WEIGHTINGS
 from ..exceptions import InputError
 from .progress import StderrProgress
 from .root import cmd_root
@@ -114,6 +115,13 @@ def record_of(node):
     help='Add the trajectory and the record to this group (created if needed).',
 )
 @click.option('--fit-window', nargs=2, type=float, metavar='T0 T1', help='Einstein-fit window in ps.')
+@click.option(
+    '--vdos-weighting',
+    type=click.Choice(VDOS_WEIGHTINGS),
+    default=DEFAULT_VDOS_WEIGHTING,
+    show_default=True,
+    help="Atom weights in the VDOS: 'none' is the paper's eq 5, 'mass' gives every atom 3 modes.",
+)
 @click.option('--allow-truncated', is_flag=True, help='Drop an incomplete last frame instead of failing.')
 @click.option(
     '-d', '--daemon', is_flag=True, help='Submit to the daemon and print the PK instead of running here.'
@@ -133,6 +141,7 @@ def cmd_import_md(
     label: str | None,
     group_label: str | None,
     fit_window: tuple[float, float] | None,
+    vdos_weighting: str,
     allow_truncated: bool,
     daemon: bool,
 ) -> None:
@@ -202,7 +211,7 @@ def cmd_import_md(
         'mobile': mobile,
         'sha256': sha,
     }
-    analysis = {'mobile': mobile}
+    analysis = {'mobile': mobile, 'vdos_weighting': vdos_weighting}
     if fit_window:
         analysis['fit_window_ps'] = list(fit_window)
     record_metadata = {'stoichiometric': not non_stoichiometric, 'engine': 'imported'}

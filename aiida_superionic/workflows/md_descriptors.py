@@ -49,7 +49,7 @@ class MDDescriptorsWorkChain(WorkChain):
             'parameters',
             valid_type=orm.Dict,
             required=False,
-            help='Analysis options: mobile, fit_window_ps, n_blocks, vdos_weighting.',
+            help="Analysis options: mobile, fit_window_ps, n_blocks, vdos_weighting (default 'none': eq 5).",
         )
         spec.input(
             'structure', valid_type=orm.StructureData, required=False, help='Reference (relaxed) crystal.'

@@ -36,6 +36,7 @@ def test_json_output_equals_the_library_call(shared_md, tmp_path):
     )
     assert out['timestep_fs'] == 100.0
     assert out['mobile_species'] == 'Li'
+    assert out['vdos_weighting'] == 'none'  # the paper's eq 5 by default
     assert any('resolved only up to' in w for w in out['warnings'])  # 100 fs between frames
     config = tmp_path / 'no-aiida' / '.aiida' / 'config.json'
     assert not config.exists() or not json.loads(config.read_text()).get('profiles')  # none was made or used

@@ -82,6 +82,23 @@ def test_md_descriptors_workchain_builds_the_record(small_trajectory):
     assert values['D'] == outputs['diffusion']['D_cm2_s']
     assert values['C_v_nd'] == outputs['vibrational']['non_diffusive']['C_v_kB_atom']
     assert values['gamma'] == outputs['lindemann']['lindemann_ratio']
+    # the record's VDOS is eq 5 (unweighted) unless asked otherwise, and says so
+    ref, mass = (
+        analyze_trajectory(
+            node.get_positions(),
+            node.cell,
+            node.symbols,
+            2.0,
+            700.0,
+            compute=['vibrational'],
+            vdos_weighting=w,
+        )
+        for w in ('none', 'mass')
+    )
+    omega = ref['vibrational']['all']['mean_frequency_meV']
+    assert values['omega_all'] == pytest.approx(omega, rel=1e-12)
+    assert abs(mass['vibrational']['all']['mean_frequency_meV'] / omega - 1) > 0.02  # the choice matters here
+    assert outputs['vibrational']['vdos_weighting'] == 'none'
     assert values['B'] is None and values['E_g'] is None  # not computed: missing, never invented
     assert record['mobile_species'] == 'Li' and record['formula'] == 'LiS'
     assert record['units']['D'] == 'cm^2/s'

@@ -20,7 +20,7 @@ from ..data import MDTrajectoryData
 from ..io import read_trajectory
 
 #: Parameters of the trajectory analysis that the calcfunctions accept (all optional).
-ANALYSIS_KEYS = ('mobile', 'fit_window_ps', 'n_blocks', 'vdos_weighting')
+ANALYSIS_KEYS = ('mobile', 'fit_window_ps', 'vdos_weighting')
 
 
 def _analysis_kwargs(parameters: orm.Dict | None) -> dict[str, Any]:
@@ -104,7 +104,8 @@ def parse_trajectory_file(source: orm.SinglefileData, parameters: orm.Dict) -> M
 def compute_diffusion(
     trajectory: MDTrajectoryData, parameters: orm.Dict | None = None
 ) -> dict[str, orm.Data]:
-    """D (Einstein fit of the MSD over all time origins, eqs 3-4) with its block uncertainty; MSD(τ)."""
+    """D (Einstein fit of the MSD over all time origins, eqs 3-4), its per-ion standard error and whether it
+    is resolved from zero (the raw fit, even a negative one, stays here); MSD(τ)."""
     result = _analyze(trajectory, parameters, 'diffusion')
     msd = orm.ArrayData()
     msd.set_array('time_ps', result['arrays']['msd_time_ps'])
@@ -166,6 +167,8 @@ def assemble_record(record_metadata: orm.Dict, **parts: orm.Dict) -> orm.Dict:
     ``dft`` and ``phonon`` Dicts; missing steps give ``None`` values. The record's attributes:
     ``schema``, the ``record_metadata`` (material, formula, mobile species, temperature, stoichiometry, engine),
     ``values`` and ``units`` keyed by :data:`aiida_superionic.descriptors.DESCRIPTORS`, and ``errors``.
+    With a ``diffusion`` part also ``D_resolved`` and ``D_upper_bound_cm2_s``
+    (:func:`~aiida_superionic.descriptors.diffusion_status`): an unresolved D is None in ``values``.
     """
     unknown = set(parts) - {'diffusion', 'vibrational', 'lindemann', 'structure', 'elastic', 'dft', 'phonon'}
     if unknown:
@@ -193,6 +196,7 @@ def assemble_record(record_metadata: orm.Dict, **parts: orm.Dict) -> orm.Dict:
                 **record_metadata.get_dict(),
                 'values': values,
                 'errors': errors,
+                **registry.diffusion_status(md),
                 'units': {k: registry.UNITS[k] for k in values},
             }
         )

@@ -49,7 +49,7 @@ class MDDescriptorsWorkChain(WorkChain):
             'parameters',
             valid_type=orm.Dict,
             required=False,
-            help='Analysis options: mobile, fit_window_ps, n_blocks, vdos_weighting.',
+            help='Analysis options: mobile, fit_window_ps, vdos_weighting.',
         )
         spec.input(
             'structure', valid_type=orm.StructureData, required=False, help='Reference (relaxed) crystal.'
@@ -106,9 +106,11 @@ class MDDescriptorsWorkChain(WorkChain):
         self.out('vibrational', vibrational['vibrational'])
         self.out('vdos', vibrational['vdos'])
         self.out('lindemann', lindemann)
+        d = diffusion['diffusion']
+        resolved = d.get('D_resolved', True)
         self.report(
-            f'D = {diffusion["diffusion"]["D_cm2_s"]:.3g} cm2/s at {traj.temperature_K:g} K '
-            f'({traj.n_frames} frames, mobile {diffusion["diffusion"]["mobile_species"]})'
+            f'D = {d["D_cm2_s"]:.3g} cm2/s{"" if resolved else " (not resolved from zero)"} at '
+            f'{traj.temperature_K:g} K ({traj.n_frames} frames, mobile {d["mobile_species"]})'
         )
 
     def has_structure(self):

@@ -18,6 +18,7 @@ from aiida_superionic.calculations.functions import (
     compute_elastic_descriptors,
     fit_arrhenius,
 )
+from aiida_superionic.cli.cmd_show import format_records
 from aiida_superionic.data import MDTrajectoryData
 from aiida_superionic.descriptors import DESCRIPTORS
 from aiida_superionic.io import Trajectory, read_xdatcar
@@ -86,6 +87,10 @@ def test_md_descriptors_workchain_builds_the_record(small_trajectory):
     assert record['mobile_species'] == 'Li' and record['formula'] == 'LiS'
     assert record['units']['D'] == 'cm^2/s'
     assert record['D_resolved'] is True and record['D_upper_bound_cm2_s'] is None  # a diffusing run
+    rows = {
+        line.split()[0]: line.split()[1:] for line in format_records([record]).splitlines() if line.strip()
+    }
+    assert rows['D_resolved'] == ['yes'] and rows['D'][1] == f'{values["D"]:.4g}'
     assert record['errors']['D'] == outputs['diffusion']['D_stderr_cm2_s']
     # the record descends from the trajectory
     ancestors = orm.QueryBuilder().append(MDTrajectoryData, filters={'id': node.pk}, tag='t')
@@ -111,6 +116,12 @@ def test_non_diffusing_run_gives_no_negative_D_in_the_record(rng):
     assert 'D' not in record['errors']
     assert record['D_resolved'] is False
     assert record['D_upper_bound_cm2_s'] == pytest.approx(max(raw, 0.0) + 2 * sigma, rel=1e-12)
+    # `aiida-superionic show` prints the bound and the flag, no number that looks like a measured D
+    rows = {
+        line.split()[0]: line.split()[1:] for line in format_records([record]).splitlines() if line.strip()
+    }
+    assert rows['D'] == ['cm^2/s', f'<{record["D_upper_bound_cm2_s"]:.2g}']
+    assert rows['D_resolved'] == ['no']
 
 
 def test_record_from_a_negative_fit_without_flag():

@@ -235,5 +235,5 @@ def cmd_import_md(
 
     click.echo(
         f'done: trajectory {outputs["trajectory"].pk}, record {record.pk} '
-        f'(D: {format_D(outputs["diffusion"].get_dict())}); `aiida-superionic show {record.pk}` prints it'
+        f'(D: {format_D(outputs["diffusion"].get_dict(), short=True)}); `aiida-superionic show {record.pk}` prints it'
     )

@@ -107,10 +107,13 @@ class MDDescriptorsWorkChain(WorkChain):
         self.out('vdos', vibrational['vdos'])
         self.out('lindemann', lindemann)
         d = diffusion['diffusion']
-        resolved = d.get('D_resolved', True)
+        if d.get('D_resolved', True):
+            text = f'D = {d["D_cm2_s"]:.3g} cm2/s'
+        else:
+            bound = d.get('D_upper_bound_cm2_s')
+            text = 'D not resolved from zero' + (f' (D < {bound:.2g} cm2/s)' if bound is not None else '')
         self.report(
-            f'D = {d["D_cm2_s"]:.3g} cm2/s{"" if resolved else " (not resolved from zero)"} at '
-            f'{traj.temperature_K:g} K ({traj.n_frames} frames, mobile {d["mobile_species"]})'
+            f'{text} at {traj.temperature_K:g} K ({traj.n_frames} frames, mobile {d["mobile_species"]})'
         )
 
     def has_structure(self):

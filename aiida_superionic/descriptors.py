@@ -151,7 +151,8 @@ def record_values(
     ``md`` is the result of :func:`~aiida_superionic.analysis.analyze_trajectory` (or a subset). Every
     registry key is present in the returned ``values``; a descriptor whose step did not run (or that an
     engine cannot provide) is ``None`` — never an invented number. ``errors`` holds one-sigma
-    uncertainties where they are known (D).
+    uncertainties where they are known (D). A D not resolved from zero (see :func:`diffusion_status`)
+    is ``None`` too, with no error: the record carries its upper bound instead, never a negative D.
     """
     sources = {'elastic': elastic, 'structure': structure, 'dft': dft, 'phonon': phonon}
     values: dict[str, Any] = {}
@@ -171,8 +172,30 @@ def record_values(
         if isinstance(value, float) and value != value:  # NaN -> missing
             value = None
         values[d.key] = value
-    if md is not None and md.get('diffusion'):
+    status = diffusion_status(md)
+    if status.get('D_resolved') is False:
+        values['D'] = None
+    if values['D'] is not None:
         err = md['diffusion'].get('D_stderr_cm2_s')
         if err is not None and err == err:
             errors['D'] = float(err)
     return values, errors
+
+
+def diffusion_status(md: dict[str, Any] | None) -> dict[str, Any]:
+    """The record's ``D_resolved`` and ``D_upper_bound_cm2_s`` (cm²/s) from ``md['diffusion']``; {} without it.
+
+    Rule (:func:`aiida_superionic.analysis.diffusion.resolve_D`): D is resolved when D > 2 sigma; else
+    the record's D is None and the bound is max(D, 0) + 2 sigma. The raw fit stays in the diffusion node.
+    """
+    from .analysis.diffusion import resolve_D
+
+    diffusion = (md or {}).get('diffusion')
+    if not diffusion or diffusion.get('D_cm2_s') is None:
+        return {}
+    if 'D_resolved' in diffusion:  # computed with the analysis
+        resolved, upper = diffusion['D_resolved'], diffusion.get('D_upper_bound_cm2_s')
+    else:  # a diffusion result from before the flag existed
+        err = diffusion.get('D_stderr_cm2_s')
+        resolved, upper = resolve_D(diffusion['D_cm2_s'], float('nan') if err is None else err)
+    return {'D_resolved': bool(resolved), 'D_upper_bound_cm2_s': None if resolved else upper}

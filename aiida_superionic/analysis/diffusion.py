@@ -40,6 +40,26 @@ def msd_sum_fft_t(x: np.ndarray, max_lag: int) -> np.ndarray:
     return (s1 - 2.0 * s2) / (n - lags)
 
 
+def msd_per_atom_fft_t(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """MSD over all time origins of each atom of time-last ``x[atom, dim, t]``, lags ``0..max_lag``.
+
+    Same algorithm as :func:`msd_sum_fft_t` without the sum over atoms: returns (n_atoms, max_lag + 1),
+    float64; the sum over atoms equals :func:`msd_sum_fft_t` to rounding.
+    """
+    n = x.shape[-1]
+    lags = np.arange(max_lag + 1)
+    sq = np.einsum('adt,adt->at', x, x)
+    cum = np.zeros((len(sq), n + 1))
+    np.cumsum(sq, axis=-1, out=cum[:, 1:])
+    s1 = cum[:, n - lags] + (cum[:, n:] - cum[:, lags])
+    nfft = fft.next_fast_len(n + max_lag, real=True)
+    spec = fft.rfft(x, n=nfft, axis=-1, workers=-1)
+    power = np.einsum('adf,adf->af', spec.real, spec.real) + np.einsum('adf,adf->af', spec.imag, spec.imag)
+    del spec
+    s2 = fft.irfft(power, n=nfft, axis=-1, workers=-1)[:, : max_lag + 1]
+    return (s1 - 2.0 * s2) / (n - lags)
+
+
 def msd_sum_fft(x: np.ndarray, max_lag: int) -> np.ndarray:
     """Sum over atoms of the MSD over all time origins, for lags ``0..max_lag`` (eq 3 without 1/N_ion).
 
@@ -92,6 +112,47 @@ def fit_window_lags(n_frames: int, dt_fs: float, window_fs: tuple[float, float] 
     if last - first < 2:
         raise InputError(f'fit window [{t0 / 1000:g}, {t1 / 1000:g}] ps holds fewer than 3 lag times')
     return first, last
+
+
+def slope_weights(dt_fs: float, first: int, last: int) -> np.ndarray:
+    """Weights w of the least-squares slope over lags ``first..last``: slope = w @ MSD[first:last + 1].
+
+    The slope is linear in the data, so the slope of the mean MSD is the mean of the per-ion slopes.
+    """
+    tau = np.arange(first, last + 1) * dt_fs
+    centred = tau - tau.mean()
+    return centred / np.dot(centred, centred)
+
+
+def per_ion_stderr(d_ion: np.ndarray) -> float:
+    """Standard error of D = mean of the per-ion D_i (the paper's D, by linearity of the fit).
+
+    ``std(D_i, ddof=1) / sqrt(N_ion)``: exact for independent ions whatever the run length or the
+    shape of the MSD (ballistic, vibrational or diffusive). NaN with fewer than 2 ions.
+    """
+    d_ion = np.asarray(d_ion, dtype=float)
+    if len(d_ion) < 2:
+        return float('nan')
+    return float(np.std(d_ion, ddof=1) / np.sqrt(len(d_ion)))
+
+
+#: D is resolved from zero when D > RESOLVED_SIGMAS * sigma_D; else the record gives an upper bound
+#: max(D, 0) + RESOLVED_SIGMAS * sigma_D (about 97.7 % one-sided for a Gaussian error).
+RESOLVED_SIGMAS = 2.0
+
+
+def resolve_D(D: float, sigma: float | None) -> tuple[bool, float | None]:
+    """(resolved, upper bound) of a fitted D with standard error ``sigma`` (same units).
+
+    Resolved: ``D > 2 sigma``; then the bound is None. Not resolved: the bound is
+    ``max(D, 0) + 2 sigma``. Without a finite sigma (fewer than 2 mobile ions) nothing can be tested:
+    a positive D counts as resolved, a D <= 0 is not resolved and has no bound (None).
+    """
+    if sigma is None or not np.isfinite(sigma):
+        return bool(D > 0), None
+    if D > RESOLVED_SIGMAS * sigma:
+        return True, None
+    return False, float(max(D, 0.0) + RESOLVED_SIGMAS * sigma)
 
 
 def einstein_fit(msd: np.ndarray, dt_fs: float, first: int, last: int) -> EinsteinFit:

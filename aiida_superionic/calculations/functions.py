@@ -22,7 +22,7 @@ from ..io import read_trajectory
 
 #: Parameters of the trajectory analysis that the calcfunctions accept (all optional; ``vdos_weighting``
 #: defaults to ``'none'``, the paper's eq 5, and the ``vibrational`` output records the one used).
-ANALYSIS_KEYS = ('mobile', 'fit_window_ps', 'n_blocks', 'vdos_weighting')
+ANALYSIS_KEYS = ('mobile', 'fit_window_ps', 'vdos_weighting')
 
 
 def _analysis_kwargs(parameters: orm.Dict | None) -> dict[str, Any]:
@@ -107,7 +107,8 @@ def parse_trajectory_file(source: orm.SinglefileData, parameters: orm.Dict) -> M
 def compute_diffusion(
     trajectory: MDTrajectoryData, parameters: orm.Dict | None = None
 ) -> dict[str, orm.Data]:
-    """D (Einstein fit of the MSD over all time origins, eqs 3-4) with its block uncertainty; MSD(τ)."""
+    """D (Einstein fit of the MSD over all time origins, eqs 3-4), its per-ion standard error and whether it
+    is resolved from zero (the raw fit, even a negative one, stays here); MSD(τ)."""
     result = _analyze(trajectory, parameters, 'diffusion')
     msd = orm.ArrayData()
     msd.set_array('time_ps', result['arrays']['msd_time_ps'])
@@ -173,9 +174,11 @@ def assemble_record(record_metadata: orm.Dict, **parts: orm.Dict) -> orm.Dict:
     ``parts`` may hold ``diffusion``, ``vibrational``, ``lindemann``, ``structure``, ``elastic``,
     ``dft`` and ``phonon`` Dicts; missing steps give ``None`` values. The record's attributes:
     ``schema``, the ``record_metadata`` (material, formula, mobile species, temperature, stoichiometry, engine),
-    ``values`` and ``units`` keyed by :data:`aiida_superionic.descriptors.DESCRIPTORS`, ``errors``, and
+    ``values`` and ``units`` keyed by :data:`aiida_superionic.descriptors.DESCRIPTORS`, ``errors``,
     ``references``: the published source of a value taken from a table rather than computed (``alpha_i``:
-    citation, table, kind of polarizability, the ion looked up and, where there is no value, why).
+    citation, table, kind of polarizability, the ion looked up and, where there is no value, why), and,
+    with a ``diffusion`` part, ``D_resolved`` and ``D_upper_bound_cm2_s``
+    (:func:`~aiida_superionic.descriptors.diffusion_status`): an unresolved D is None in ``values``.
     """
     unknown = set(parts) - {'diffusion', 'vibrational', 'lindemann', 'structure', 'elastic', 'dft', 'phonon'}
     if unknown:
@@ -207,6 +210,7 @@ def assemble_record(record_metadata: orm.Dict, **parts: orm.Dict) -> orm.Dict:
                 'values': values,
                 'errors': errors,
                 'references': references,
+                **registry.diffusion_status(md),
                 'units': {k: registry.UNITS[k] for k in values},
             }
         )

@@ -45,6 +45,23 @@ VIB_ROWS = (
 )
 
 
+def format_D(d: dict[str, Any], short: bool = False) -> str:
+    """The D line of the table: value ± standard error, or the upper bound of a D not resolved from zero.
+
+    ``short``: only the value (or the bound), without the fit details and the raw fit of an unresolved D.
+    """
+    fit = (
+        f'Einstein fit {d["fit_window_ps"][0]:.4g}-{d["fit_window_ps"][1]:.4g} ps, '
+        f'error from {d["n_mobile"]} per-ion slopes'
+    )
+    raw = f'{_fmt(d["D_cm2_s"])} ± {_fmt(d["D_stderr_cm2_s"], ".2g")}'
+    if d.get('D_resolved', True):
+        return f'{raw} cm²/s' if short else f'{raw} cm²/s   ({fit})'
+    bound = d.get('D_upper_bound_cm2_s')
+    head = 'not resolved from zero' + (f': D < {bound:.2g} cm²/s' if bound is not None else '')
+    return head if short else f'{head} (max(D,0) + 2σ)   (raw fit {raw} cm²/s; {fit})'
+
+
 def format_table(result: dict[str, Any], source: str) -> str:
     """A readable, unit-labelled table of :func:`analyze_trajectory`'s result."""
     d = result['diffusion']
@@ -52,8 +69,7 @@ def format_table(result: dict[str, Any], source: str) -> str:
         f'{source}: {result["n_atoms"]} atoms, {result["n_frames"]} frames x {result["timestep_fs"]:g} fs, '
         f'T = {result["temperature_K"]:g} K, mobile {result["mobile_species"]} ({d["n_mobile"]} ions)',
         '',
-        f'  D            {_fmt(d["D_cm2_s"])} ± {_fmt(d["D_stderr_cm2_s"], ".2g")} cm²/s   '
-        f'(Einstein fit {d["fit_window_ps"][0]:.4g}-{d["fit_window_ps"][1]:.4g} ps, error from {d["n_blocks"]} blocks)',
+        f'  D            {format_D(d)}',
         f'  Lindemann γ  {_fmt(result["lindemann_ratio"])}',
         '',
         f'  {"descriptor":<8} {"unit":<9} {"all":>11} {"diffusive":>11} {"non-diff.":>11}',
@@ -99,7 +115,6 @@ def format_table(result: dict[str, Any], source: str) -> str:
     metavar='T0 T1',
     help="Einstein-fit window in ps (default: the paper's τmax/2-τmax).",
 )
-@click.option('--blocks', type=int, default=5, show_default=True, help='Blocks for the uncertainty of D.')
 @click.option(
     '--vdos-weighting',
     type=click.Choice(VDOS_WEIGHTINGS),
@@ -125,7 +140,6 @@ def cmd_analyze(
     mobile: str | None,
     fmt: str | None,
     fit_window: tuple[float, float] | None,
-    blocks: int,
     vdos_weighting: str,
     allow_truncated: bool,
     as_json: bool,
@@ -164,7 +178,6 @@ def cmd_analyze(
         mobile=mobile,
         velocities=traj.velocities,
         fit_window_ps=tuple(fit_window) if fit_window else None,
-        n_blocks=blocks,
         vdos_weighting=vdos_weighting,
         return_arrays=arrays_out is not None,
         progress=analysing,

@@ -240,9 +240,9 @@ def cmd_import_md(
     if not node.is_finished_ok:
         raise InputError(f'ImportMDWorkChain<{node.pk}> failed: {node.exit_message or node.process_state}')
     record = outputs['record']
-    d = outputs['diffusion']
+    from .cmd_analyze import format_D
+
     click.echo(
         f'done: trajectory {outputs["trajectory"].pk}, record {record.pk} '
-        f'(D = {d["D_cm2_s"]:.3g} ± {d["D_stderr_cm2_s"] or float("nan"):.2g} cm²/s); '
-        f'`aiida-superionic show {record.pk}` prints it'
+        f'(D: {format_D(outputs["diffusion"].get_dict(), short=True)}); `aiida-superionic show {record.pk}` prints it'
     )

@@ -82,9 +82,16 @@ def format_records(records: list) -> str:
         for r in records:
             value = r['values'].get(d.key)
             err = r.get('errors', {}).get(d.key)
+            bound = r.get('D_upper_bound_cm2_s') if d.key == 'D' and r.get('D_resolved') is False else None
+            if bound is not None:  # not resolved from zero: the upper bound, never a negative D
+                cells.append(f'<{bound:.2g}')
+                continue
             cells.append(_fmt(value) + (f' ±{err:.2g}' if err is not None and value is not None else ''))
         unit = d.unit if d.unit not in ('', 'text') else ''
         lines.append('  '.join([f'{d.key:<14}', f'{unit:<9}', *(f'{c:>{width}}' for c in cells)]))
+        if d.key == 'D':
+            flags = [{True: 'yes', False: 'no'}.get(r.get('D_resolved'), '-') for r in records]
+            lines.append('  '.join([f'{"D_resolved":<14}', f'{"":<9}', *(f'{c:>{width}}' for c in flags)]))
     return '\n'.join(lines)
 
 
@@ -93,7 +100,8 @@ def format_records(records: list) -> str:
 @click.pass_context
 def cmd_show(ctx: click.Context, identifier: str) -> None:
     """Print the descriptor records of IDENTIFIER: a record, trajectory or work-chain PK/UUID, or a
-    material label (all its records, one column per temperature). '-' marks descriptors not computed."""
+    material label (all its records, one column per temperature). '-' marks descriptors not computed;
+    a D not resolved from zero shows its upper bound, '<bound' (row D_resolved: no)."""
     from .profile import load_profile
 
     load_profile(ctx)

@@ -49,7 +49,7 @@ class MDDescriptorsWorkChain(WorkChain):
             'parameters',
             valid_type=orm.Dict,
             required=False,
-            help="Analysis options: mobile, fit_window_ps, n_blocks, vdos_weighting (default 'none': eq 5).",
+            help="Analysis options: mobile, fit_window_ps, vdos_weighting (default 'none': eq 5).",
         )
         spec.input(
             'structure', valid_type=orm.StructureData, required=False, help='Reference (relaxed) crystal.'
@@ -106,9 +106,14 @@ class MDDescriptorsWorkChain(WorkChain):
         self.out('vibrational', vibrational['vibrational'])
         self.out('vdos', vibrational['vdos'])
         self.out('lindemann', lindemann)
+        d = diffusion['diffusion']
+        if d.get('D_resolved', True):
+            text = f'D = {d["D_cm2_s"]:.3g} cm2/s'
+        else:
+            bound = d.get('D_upper_bound_cm2_s')
+            text = 'D not resolved from zero' + (f' (D < {bound:.2g} cm2/s)' if bound is not None else '')
         self.report(
-            f'D = {diffusion["diffusion"]["D_cm2_s"]:.3g} cm2/s at {traj.temperature_K:g} K '
-            f'({traj.n_frames} frames, mobile {diffusion["diffusion"]["mobile_species"]})'
+            f'{text} at {traj.temperature_K:g} K ({traj.n_frames} frames, mobile {d["mobile_species"]})'
         )
 
     def has_structure(self):

@@ -61,9 +61,30 @@ def test_table_output_and_arrays(shared_md, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert 'cm²/s' in proc.stdout and 'Lindemann' in proc.stdout and '<ω30>' in proc.stdout
+    assert 'error from 192 per-ion slopes' in proc.stdout
     with np.load(arrays) as data:
         assert data['msd_A2'].shape == data['msd_time_ps'].shape == (71,)
         assert data['vdos_energy_meV'].shape == data['vdos_all'].shape
+
+
+def test_non_diffusing_run_shows_an_upper_bound_not_a_negative_D(rng, tmp_path):
+    """Mobile ions that only vibrate: the table says "not resolved" and gives max(D, 0) + 2 sigma."""
+    box = 9.0
+    sites = rng.uniform(0, box, size=(16, 3))
+    positions = sites[None] + rng.normal(scale=0.15, size=(400, 16, 3))
+    path = tmp_path / 'vib.npz'
+    np.savez(path, positions=positions % box, cell=np.eye(3) * box, symbols=np.array(['Li'] * 8 + ['S'] * 8))
+    proc = run_cli('analyze', path, '-T', 300, '-t', 2, '--json', '-q', tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)['diffusion']
+    assert d['D_resolved'] is False
+    bound = max(d['D_cm2_s'], 0.0) + 2 * d['D_stderr_cm2_s']
+    assert d['D_upper_bound_cm2_s'] == pytest.approx(bound, rel=1e-12)
+    proc = run_cli('analyze', path, '-T', 300, '-t', 2, '-q', tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if line.strip().startswith('D '))
+    assert line.split()[1:5] == ['not', 'resolved', 'from', 'zero:']
+    assert f'D < {bound:.2g} cm²/s' in line
 
 
 @pytest.mark.parametrize(

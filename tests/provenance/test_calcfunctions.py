@@ -18,6 +18,7 @@ from aiida_superionic.calculations.functions import (
     compute_elastic_descriptors,
     fit_arrhenius,
 )
+from aiida_superionic.cli.cmd_show import format_records
 from aiida_superionic.data import MDTrajectoryData
 from aiida_superionic.descriptors import DESCRIPTORS
 from aiida_superionic.io import Trajectory, read_xdatcar
@@ -102,10 +103,51 @@ def test_md_descriptors_workchain_builds_the_record(small_trajectory):
     assert values['B'] is None and values['E_g'] is None  # not computed: missing, never invented
     assert record['mobile_species'] == 'Li' and record['formula'] == 'LiS'
     assert record['units']['D'] == 'cm^2/s'
+    assert record['D_resolved'] is True and record['D_upper_bound_cm2_s'] is None  # a diffusing run
+    rows = {
+        line.split()[0]: line.split()[1:] for line in format_records([record]).splitlines() if line.strip()
+    }
+    assert rows['D_resolved'] == ['yes'] and rows['D'][1] == f'{values["D"]:.4g}'
+    assert record['errors']['D'] == outputs['diffusion']['D_stderr_cm2_s']
     # the record descends from the trajectory
     ancestors = orm.QueryBuilder().append(MDTrajectoryData, filters={'id': node.pk}, tag='t')
     ancestors.append(orm.Dict, with_ancestors='t', filters={'id': record.pk})
     assert ancestors.distinct().count() == 1
+
+
+def test_non_diffusing_run_gives_no_negative_D_in_the_record(rng):
+    """Mobile ions that only vibrate: the diffusion node keeps the raw fit; the record says "not resolved",
+    has no D (never a negative number) and carries the upper bound max(D, 0) + 2 sigma of that fit."""
+    box, n_frames = 9.0, 400
+    sites = rng.uniform(0, box, size=(16, 3))
+    positions = sites[None] + rng.normal(scale=0.15, size=(n_frames, 16, 3))
+    traj = Trajectory(positions % box, np.eye(3) * box, ['Li'] * 8 + ['S'] * 8)
+    node = MDTrajectoryData.from_trajectory(
+        traj, timestep_fs=2.0, temperature_K=300.0, origin={'kind': 'test'}
+    )
+    diffusion = compute_diffusion(node.store())['diffusion']
+    raw, sigma = diffusion['D_cm2_s'], diffusion['D_stderr_cm2_s']
+    assert diffusion['D_resolved'] is False and raw <= 2 * sigma
+    record = assemble_record(orm.Dict({'material': 'LiS'}), diffusion=diffusion)
+    assert record['values']['D'] is None
+    assert 'D' not in record['errors']
+    assert record['D_resolved'] is False
+    assert record['D_upper_bound_cm2_s'] == pytest.approx(max(raw, 0.0) + 2 * sigma, rel=1e-12)
+    # `aiida-superionic show` prints the bound and the flag, no number that looks like a measured D
+    rows = {
+        line.split()[0]: line.split()[1:] for line in format_records([record]).splitlines() if line.strip()
+    }
+    assert rows['D'] == ['cm^2/s', f'<{record["D_upper_bound_cm2_s"]:.2g}']
+    assert rows['D_resolved'] == ['no']
+
+
+def test_record_from_a_negative_fit_without_flag():
+    """A diffusion result written before the flag existed (bash dev demo: Li3N 900 K) gets the same rule."""
+    old = orm.Dict({'D_cm2_s': -1.75e-5, 'D_stderr_cm2_s': 3.4e-5, 'msd_at_window_end_A2': 0.4})
+    record = assemble_record(orm.Dict({'material': 'Li3N'}), diffusion=old)
+    assert record['values']['D'] is None and record['D_resolved'] is False
+    assert record['D_upper_bound_cm2_s'] == pytest.approx(6.8e-5)
+    assert record['values']['msd'] == 0.4
 
 
 def test_import_workchain_from_a_real_xdatcar(shared_md):

@@ -18,6 +18,7 @@ from .. import analysis
 from .. import descriptors as registry
 from ..analysis.vibrational import DEFAULT_VDOS_WEIGHTING
 from ..data import MDTrajectoryData
+from ..exceptions import InputError
 from ..io import read_trajectory
 
 #: Parameters of the trajectory analysis that the calcfunctions accept (all optional; ``vdos_weighting``
@@ -155,16 +156,43 @@ def compute_elastic_descriptors(elastic_tensor: orm.ArrayData, structure: orm.St
     return orm.Dict(_clean(analysis.elastic_descriptors(voigt, structure.get_pymatgen_structure())))
 
 
+def arrhenius_runs(diffusion: dict[str, dict]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Split diffusion results into the runs an Arrhenius fit may use and those it must leave out.
+
+    A run whose D is not resolved from zero (``D_resolved`` false, or for a result from before the
+    flag, :func:`~aiida_superionic.analysis.diffusion.resolve_D` on its D and error) has no D to fit: it
+    is left out, with the reason.
+    """
+    used, left_out = {}, {}
+    for key, d in diffusion.items():
+        status = registry.diffusion_status({'diffusion': d})
+        if status.get('D_resolved'):
+            used[key] = d
+        else:
+            bound = status.get('D_upper_bound_cm2_s')
+            left_out[key] = f'D not resolved at {d.get("temperature_K")} K' + (
+                f' (D < {bound:.3g} cm^2/s)' if bound is not None else ''
+            )
+    return used, left_out
+
+
 @calcfunction
 def fit_arrhenius(**diffusion: orm.Dict) -> orm.Dict:
-    """Arrhenius fit over the ``diffusion`` outputs of runs at several temperatures (weighted by their errors)."""
-    items = sorted((d['temperature_K'], d['D_cm2_s'], d.get('D_stderr_cm2_s')) for d in diffusion.values())
+    """Arrhenius fit over the ``diffusion`` outputs of runs at several temperatures (weighted by their
+    errors). Runs whose D is not resolved from zero are left out (``left_out``: key -> reason); at least
+    two resolved temperatures are needed."""
+    used, left_out = arrhenius_runs({k: v.get_dict() for k, v in diffusion.items()})
+    if len(used) < 2:
+        raise InputError(f'an Arrhenius fit needs D resolved at >= 2 temperatures; left out: {left_out}')
+    items = sorted((d['temperature_K'], d['D_cm2_s'], d.get('D_stderr_cm2_s')) for d in used.values())
     temperatures = [t for t, _, _ in items]
     values = [v for _, v, _ in items]
     errors = [e for _, _, e in items]
     use_errors = all(e is not None and e > 0 for e in errors)
     out = analysis.arrhenius(temperatures, values, errors if use_errors else None)
-    return orm.Dict(_clean({**out, 'temperatures_K': temperatures, 'weighted': use_errors}))
+    return orm.Dict(
+        _clean({**out, 'temperatures_K': temperatures, 'weighted': use_errors, 'left_out': left_out})
+    )
 
 
 @calcfunction

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
-from ..calculations.functions import fit_arrhenius, make_md_cells
+from ..calculations.functions import arrhenius_runs, fit_arrhenius, make_md_cells
 from .md_descriptors import MDDescriptorsWorkChain
 from .resubmit import submit_once
 from .steps import define_engine_inputs, engine_options, engine_settings
@@ -131,7 +131,10 @@ class MDWorkChain(WorkChain):
             cell_name = key.rsplit('_T', 1)[0]
             by_cell.setdefault(cell_name, {})[key] = node.outputs.diffusion
         for cell_name, diffusions in by_cell.items():
-            if len(diffusions) >= 2 and all(d['D_cm2_s'] > 0 for d in diffusions.values()):
+            used, left_out = arrhenius_runs({k: d.get_dict() for k, d in diffusions.items()})
+            for reason in left_out.values():
+                self.report(f'Arrhenius fit for {cell_name} leaves out a run: {reason}')
+            if len(used) >= 2:
                 self.out(f'arrhenius.{cell_name}', fit_arrhenius(**diffusions))
             else:
-                self.report(f'no Arrhenius fit for {cell_name}: needs >= 2 temperatures with D > 0')
+                self.report(f'no Arrhenius fit for {cell_name}: needs D resolved at >= 2 temperatures')

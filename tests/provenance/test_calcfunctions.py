@@ -200,6 +200,28 @@ def test_elastic_and_arrhenius_calcfunctions():
     assert fit['weighted'] is False
 
 
+def test_arrhenius_leaves_out_unresolved_runs():
+    """A run whose D is not resolved from zero (here 1e-9 +- 1e-8, or negative) never enters the fit: the
+    fit over the others equals the analytic Arrhenius line, and the node names what it left out."""
+    kb = 8.617333262e-5
+    runs = {
+        f'T{t}': orm.Dict(
+            {'temperature_K': t, 'D_cm2_s': 1e-3 * np.exp(-0.3 / (kb * t)), 'D_stderr_cm2_s': 1e-9}
+        )
+        for t in (800, 1000, 1200)
+    }
+    runs['T400'] = orm.Dict({'temperature_K': 400, 'D_cm2_s': 1e-9, 'D_stderr_cm2_s': 1e-8})
+    runs['T500'] = orm.Dict(
+        {'temperature_K': 500, 'D_cm2_s': -2e-7, 'D_stderr_cm2_s': 3e-7, 'D_resolved': False}
+    )
+    fit = fit_arrhenius(**runs)
+    assert fit['E_a_eV'] == pytest.approx(0.3, rel=1e-6)
+    assert fit['temperatures_K'] == [800, 1000, 1200]
+    assert sorted(fit['left_out']) == ['T400', 'T500']
+    with pytest.raises(Exception, match='resolved at >= 2 temperatures'):
+        fit_arrhenius(T400=runs['T400'], T500=runs['T500'], T800=runs['T800'])
+
+
 def test_record_rejects_unknown_parts():
     with pytest.raises(ValueError, match='unknown record parts'):
         assemble_record(orm.Dict({'material': 'x'}), nonsense=orm.Dict({}))

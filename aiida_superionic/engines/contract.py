@@ -11,7 +11,7 @@ step           outputs                                                          
 relax          ``structure`` (StructureData), ``results`` (Dict: energy_eV, ...)             eV, Å, GPa
 elastic        ``elastic_tensor`` (ArrayData, array ``voigt_GPa`` 6x6), ``results``          GPa
 phonon_gamma   ``phonon`` (Dict: gamma_mode_meV, frequencies_meV), ``results``               meV
-vacancy        ``vacancy`` (Dict: E_vac_eV, mu_eV, mu_reference), ``results``                eV
+vacancy        ``vacancy`` (Dict: E_vac_eV, mu_eV, mu_reference, sites), ``results``         eV
 md             ``trajectory`` (MDTrajectoryData: frames, timestep_fs, temperature_K)         Å, fs, K
 dielectric     ``dielectric`` (Dict: epsilon_inf, born_charge_e)                             -, e
 band_gap       ``band_gap`` (Dict: band_gap_eV)                                              eV

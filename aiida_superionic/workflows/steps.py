@@ -150,7 +150,8 @@ class MobileIonStepWorkChain(EngineStepWorkChain):
 
 
 class VacancyWorkChain(MobileIonStepWorkChain):
-    """Formation energy of a vacancy of the mobile ion (reference chemical potential in the output)."""
+    """Formation energy of a vacancy of the mobile ion: the lowest over its symmetry-inequivalent sites
+    (every site class and the chemical-potential reference in the output; :mod:`..analysis.vacancy`)."""
 
     _engine_step = 'vacancy'
     _contract_outputs = ('vacancy',)
@@ -158,7 +159,11 @@ class VacancyWorkChain(MobileIonStepWorkChain):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.output('vacancy', valid_type=orm.Dict, help='E_vac_eV, mu_eV, mu_reference.')
+        spec.output(
+            'vacancy',
+            valid_type=orm.Dict,
+            help='E_vac_eV (lowest site class), mu_eV, mu_reference, sites, ...',
+        )
 
 
 class DielectricWorkChain(MobileIonStepWorkChain):

@@ -304,8 +304,64 @@ def test_vacancy_halide_dimer_reference(tmp_path, relaxed_lif):
         tmp_path, relaxed_lif, 'vacancy', {'mobile': 'F', 'supercell': [2, 1, 1], 'max_steps': 30}
     )
     assert results['status'] in ('ok', 'unconverged')
-    assert 'F2 dimer' in results['mu_reference']
+    assert 'F2 molecule' in results['mu_reference']
+    assert results['reference']['structure'] == 'F2 molecule' and results['mu_source'] == 'computed'
     assert np.isfinite(results['E_vac_eV']) and results['E_vac_eV'] > 0
+
+
+def li3n(a: float = 3.648, c: float = 3.875):
+    """alpha-Li3N, P6/mmm: N 1a (0, 0, 0), Li 1b (0, 0, 1/2) and Li 2c (1/3, 2/3, 0), (2/3, 1/3, 0)
+    (Rabenau & Schulz, J. Less-Common Met. 1976; a, c of that work)."""
+    from ase import Atoms
+
+    cell = [[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, c]]
+    frac = [[0, 0, 0], [0, 0, 0.5], [1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0]]
+    return Atoms('NLi3', scaled_positions=frac, cell=cell, pbc=True)
+
+
+def test_vacancy_tries_every_inequivalent_site_li3n(tmp_path):
+    """Li3N has two inequivalent Li sites (2c in the Li2N layers, 1b between them): one relaxed vacancy
+    per class, E_vac the lowest; the classes are those of pymatgen's SpacegroupAnalyzer on the same cell."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    atoms = li3n()
+    settings = {'mobile': 'Li', 'supercell': [2, 2, 2], 'fmax': 0.1, 'max_steps': 60}
+    results = run_task(tmp_path, atoms, 'vacancy', settings)
+    assert results['status'] in ('ok', 'unconverged'), results['message']
+    sites = results['sites']
+    sym = SpacegroupAnalyzer(AseAtomsAdaptor.get_structure(atoms), symprec=0.01).get_symmetrized_structure()
+    expected = {
+        tuple(idx): w
+        for idx, w in zip(sym.equivalent_indices, sym.wyckoff_symbols, strict=True)
+        if idx[0] != 0
+    }
+    assert {tuple(x['members']): x['wyckoff'] for x in sites} == expected == {(1,): '1b', (2, 3): '2c'}
+    assert sorted(x['multiplicity'] for x in sites) == [1, 2]
+    assert all(x['multiplicity_supercell'] == 8 * x['multiplicity'] for x in sites)
+    for x in sites:  # the representative removed from the 32-atom supercell is a Li of that class
+        assert x['supercell_index'] in x['members'] and atoms[x['supercell_index']].symbol == 'Li'
+        assert x['E_vac_eV'] == pytest.approx(x['E_defect_eV'] + results['mu_eV'] - results['E_perfect_eV'])
+    assert results['n_atoms_supercell'] == 32
+    assert results['E_vac_eV'] == pytest.approx(min(x['E_vac_eV'] for x in sites), abs=1e-12)
+    best = min(sites, key=lambda x: x['E_vac_eV'])
+    assert results['removed_index'] == best['index'] and results['wyckoff'] == best['wyckoff']
+    assert sites[0]['E_vac_eV'] != pytest.approx(sites[1]['E_vac_eV'], abs=1e-3)  # really two cases
+    assert results['reference']['structure'] == 'bcc' and results['mu_source'] == 'computed'
+
+
+def test_vacancy_given_mu_is_recorded_as_given(tmp_path, relaxed_lif):
+    settings = {'mobile': 'Li', 'supercell': [1, 1, 1], 'mu_eV': -1.9, 'max_steps': 20}
+    results = run_task(tmp_path, relaxed_lif, 'vacancy', settings)
+    assert results['mu_eV'] == -1.9 and results['mu_source'] == 'given'
+    assert results['mu_reference'] == 'given in settings (mu_eV)'
+    assert [x['multiplicity'] for x in results['sites']] == [1]  # rocksalt: one Li site
+
+
+def test_vacancy_without_a_reference_is_one_clear_error(tmp_path, relaxed_lif):
+    results = run_task(tmp_path, li3n(), 'vacancy', {'mobile': 'N', 'supercell': [1, 1, 1], 'max_steps': 5})
+    assert results['status'] == 'error'
+    assert "no chemical-potential reference for 'N'" in results['message'] and 'mu_eV' in results['message']
 
 
 # -------------------------------------------------------------------------------------------------- md

@@ -35,6 +35,28 @@ def test_relax_through_the_restart_workchain(mlip_code):
     assert outputs['results']['converged'] is True
 
 
+def test_vacancy_node_keeps_every_site_class(mlip_code):
+    """The vacancy step through CalcJob + parser: the output node holds every inequivalent Li site of
+    Li3N (1b and 2c of P6/mmm, pymatgen's classes of the same cell) and E_vac is the lowest of them."""
+    from pymatgen.core import Structure
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    pmg = Structure.from_file(LI3N)
+    engine = get_engine('mlip')
+    settings = engine.protocol('fast', {'vacancy': {'max_steps': 40}})
+    builder = engine.get_builder('vacancy', orm.StructureData(pymatgen=pmg), mlip_code, settings, mobile='Li')
+    outputs, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    v = outputs['vacancy'].get_dict()
+    sym = SpacegroupAnalyzer(pmg, symprec=0.01).get_symmetrized_structure()
+    li_classes = [idx for idx in sym.equivalent_indices if pmg[idx[0]].specie.symbol == 'Li']
+    assert [site['members'] for site in v['sites']] == li_classes
+    assert [site['wyckoff'] for site in v['sites']] == ['1b', '2c']
+    assert v['E_vac_eV'] == min(site['E_vac_eV'] for site in v['sites'])
+    assert v['mu_source'] == 'computed' and v['reference']['structure'] == 'bcc'
+    assert all(site['converged'] for site in v['sites']) and v['converged'] is True
+
+
 def test_md_walltime_segments_are_continued_and_stitched(mlip_code):
     """A walltime-limited MD run continues from its checkpoints; the stitched trajectory equals an
     uninterrupted run of the same seed, frame for frame."""

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aiida_superionic.analysis.vacancy import chemical_potential_reference
 from aiida_superionic.engines.contract import get_engine
 from aiida_superionic.engines.vasp.engine import potential_mapping, step_incar
-from aiida_superionic.engines.vasp.workchain import md_segment_info, vacancy_supercell
+from aiida_superionic.engines.vasp.workchain import md_segment_info, reference_incar, vacancy_supercell
 from aiida_superionic.exceptions import InputError
 from aiida_superionic.io.stitch import stitch_frames
 from aiida_superionic.io.xdatcar import read_xdatcar
@@ -68,6 +69,19 @@ def test_vacancy_supercell_widths():
     assert vacancy_supercell(cubic, 8.0) == [2, 2, 2]
     fcc = np.array([[0, 2, 2], [2, 0, 2], [2, 2, 0]], dtype=float)  # perpendicular width 2.31 Å, |a| 2.83 Å
     assert vacancy_supercell(fcc, 5.0) == [3, 3, 3]
+
+
+def test_chemical_potential_reference_incars():
+    """The shared rule's reference jobs: a metal as the relax step (cell relaxed), a molecule as the
+    defect cells (positions only) with its spin: O2 triplet spin-polarized, halogen singlets not."""
+    settings = get_engine('vasp').protocol('precise')
+    li = reference_incar(chemical_potential_reference('Li'), settings)
+    assert li == step_incar('relax', settings) and li['ISIF'] == 3 and 'ISPIN' not in li
+    o2 = reference_incar(chemical_potential_reference('O'), settings)
+    assert o2['ISPIN'] == 2 and o2['MAGMOM'] == [1.0, 1.0] and o2['NUPDOWN'] == 2
+    assert o2['ISIF'] == 2 and o2['ENCUT'] == step_incar('vacancy', settings)['ENCUT'] == 750
+    cl2 = reference_incar(chemical_potential_reference('Cl'), settings)
+    assert cl2['ISPIN'] == 1 and 'MAGMOM' not in cl2 and cl2['ISIF'] == 2
 
 
 def test_md_segment_steps_on_a_real_xdatcar(tmp_path):

@@ -27,6 +27,7 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 from pymatgen.io.vasp import Outcar, Vasprun
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from aiida_superionic.engines.contract import get_engine
 from aiida_superionic.workflows.steps import (
@@ -226,23 +227,93 @@ def test_vacancy_chain_through_mock_vasp(mock_code, potcar_family):
     and the arithmetic on aiida-vasp's parsed energies are what is checked, against pymatgen)."""
     structure = _structure_of(RECORDINGS / 'exit_codes_converged' / 'vasprun.xml.gz')
     overrides = {'vacancy': {'min_length_A': 3.0, 'mu_eV': -5.0}}
-    cases = {'vacancy perfect': 'vacancy_perfect', 'vacancy defect': 'vacancy_defect'}
+    cases = {'vacancy perfect': 'vacancy_perfect', 'vacancy defect 0': 'vacancy_defect'}
     inputs = _common(mock_code, 'fast', overrides)
     outputs, node = _run(VacancyWorkChain, cases, structure=structure, mobile=orm.Str('Si'), **inputs)
     assert node.is_finished_ok, node.exit_message
     by_role = {c.caller.label: c for c in _calcs(node)}
     perfect_incar = by_role['vacancy perfect'].base.repository.get_object_content('INCAR')
-    defect_incar = by_role['vacancy defect'].base.repository.get_object_content('INCAR')
+    defect_incar = by_role['vacancy defect 0'].base.repository.get_object_content('INCAR')
     assert 'IBRION = -1' in perfect_incar and 'NSW = 0' in perfect_incar
     assert 'IBRION = 2' in defect_incar and 'ISIF = 2' in defect_incar
     n_perfect = len(by_role['vacancy perfect'].inputs.structure.sites)
-    assert len(by_role['vacancy defect'].inputs.structure.sites) == n_perfect - 1
+    assert len(by_role['vacancy defect 0'].inputs.structure.sites) == n_perfect - 1
+    assert set(by_role) == {'vacancy perfect', 'vacancy defect 0'}  # diamond Si: one site class; mu given
     v = outputs['vacancy'].get_dict()
     e_perfect, e_defect = _final_energy('exit_codes_converged'), _final_energy('mock_silicon_relax')
     assert v['E_perfect_eV'] == pytest.approx(e_perfect, abs=1e-6)
     assert v['E_defect_eV'] == pytest.approx(e_defect, abs=1e-6)
     assert v['E_vac_eV'] == pytest.approx(e_defect - 5.0 - e_perfect, abs=1e-6)
-    assert v['mu_reference'] == 'given in the protocol (vacancy.mu_eV)'
+    assert v['mu_reference'] == 'given in the protocol (vacancy.mu_eV)' and v['mu_source'] == 'given'
+    sym = SpacegroupAnalyzer(structure.get_pymatgen_structure(), symprec=0.01).get_symmetrized_structure()
+    assert [site['members'] for site in v['sites']] == sym.equivalent_indices == [[0, 1]]  # one Si class
+
+
+def _si_o_oxide() -> orm.StructureData:
+    """A 3-atom 'oxide' with two inequivalent O sites (P4mm: O at z = 0 and z = 0.3 on the 4-fold axis,
+    Si at 1b): two defect jobs. The cell only has to be a valid input: its jobs are replayed."""
+    from ase import Atoms
+
+    atoms = Atoms(
+        'O2Si', scaled_positions=[[0, 0, 0], [0, 0, 0.3], [0.5, 0.5, 0.6]], cell=[3.2, 3.2, 5.0], pbc=True
+    )
+    return orm.StructureData(ase=atoms)
+
+
+def test_vacancy_chain_computes_the_o2_reference_and_tries_every_site(mock_code, potcar_family):
+    """Mobile O without vacancy.mu_eV: the chain runs the shared rule's reference itself (the O2 triplet
+    in a box: ISPIN = 2, MAGMOM, NUPDOWN = 2, Γ only, positions relaxed), one defect job per inequivalent O
+    site, and E_vac = min_k E(defect_k) + E(O2)/2 - E(perfect) from the replayed energies (pymatgen).
+
+    Stand-ins (registry outputs.txt): perfect <- exit_codes_converged; defect 0 <- mock_silicon_relax;
+    defect 1 <- exit_codes_converged; the O2 reference <- mock_silicon_relax, a real spin-polarized
+    (ISPIN = 2) relaxation of Si2 (2 atoms, so mu = E/2 as for O2). The dummy S POTCAR stands in for O
+    (mock-vasp never reads POTCARs)."""
+    overrides = {'vacancy': {'min_length_A': 3.0}, 'potential_mapping': {'O': 'S'}}
+    cases = {
+        'vacancy perfect': 'vacancy_o_perfect',
+        'vacancy defect 0': 'vacancy_o_defect_0',
+        'vacancy defect 1': 'vacancy_o_defect_1',
+        'vacancy reference': 'vacancy_o2_reference',
+    }
+    inputs = _common(mock_code, 'fast', overrides)
+    outputs, node = _run(VacancyWorkChain, cases, structure=_si_o_oxide(), mobile=orm.Str('O'), **inputs)
+    assert node.is_finished_ok, node.exit_message
+    by_role = {c.caller.label: c for c in _calcs(node)}
+    assert set(by_role) == set(cases)
+    ref_calc = by_role['vacancy reference']
+    ref_incar = ref_calc.base.repository.get_object_content('INCAR')
+    assert 'ISPIN = 2' in ref_incar and 'NUPDOWN = 2' in ref_incar and 'MAGMOM = 1.0 1.0' in ref_incar
+    assert 'IBRION = 2' in ref_incar and 'ISIF = 2' in ref_incar  # positions relaxed in a fixed box
+    for role in ('vacancy perfect', 'vacancy defect 0', 'vacancy defect 1'):
+        assert 'ISPIN' not in by_role[role].base.repository.get_object_content('INCAR')
+    assert ref_calc.inputs.kpoints.get_kpoints_mesh()[0] == [1, 1, 1]
+    o2 = ref_calc.inputs.structure.get_ase()
+    assert o2.get_chemical_formula() == 'O2' and o2.get_distance(0, 1) == pytest.approx(1.21)
+
+    def positions(role):
+        return {tuple(p) for p in by_role[role].inputs.structure.get_ase().get_scaled_positions().round(6)}
+
+    removed = [positions('vacancy perfect') - positions(f'vacancy defect {k}') for k in (0, 1)]
+    assert removed == [{(0.0, 0.0, 0.0)}, {(0.0, 0.0, 0.3)}]  # one O of each class (1x1x1 supercell)
+
+    v = outputs['vacancy'].get_dict()
+    e_perfect = _final_energy('exit_codes_converged')
+    e_defects = [_final_energy('mock_silicon_relax'), _final_energy('exit_codes_converged')]
+    mu = _final_energy('mock_silicon_relax') / 2
+    assert v['mu_eV'] == pytest.approx(mu, abs=1e-6) and v['mu_source'] == 'computed'
+    assert v['reference']['structure'] == 'O2 molecule' and v['reference']['spin'] == 'triplet'
+    assert v['reference']['incar']['ISPIN'] == 2
+    assert 'O2 molecule (triplet)' in v['mu_reference']
+    assert [s['E_vac_eV'] for s in v['sites']] == pytest.approx(
+        [e + mu - e_perfect for e in e_defects], abs=1e-6
+    )
+    assert [s['wyckoff'] for s in v['sites']] == ['1a', '1a']  # two 1a sites of P4mm, different z
+    assert v['E_vac_eV'] == pytest.approx(min(e + mu - e_perfect for e in e_defects), abs=1e-6)
+    best = int(np.argmin(e_defects))
+    assert v['removed_index'] == v['sites'][best]['index'] and v['E_defect_eV'] == pytest.approx(
+        e_defects[best]
+    )
 
 
 def test_vacancy_without_a_reference_is_one_clear_exit_code(mock_code, potcar_family):
@@ -253,6 +324,7 @@ def test_vacancy_without_a_reference_is_one_clear_exit_code(mock_code, potcar_fa
     assert not node.is_finished_ok
     assert "no chemical-potential reference for 'Si'" in node.exit_message
     assert 'vacancy.mu_eV' in node.exit_message
+    assert not _calcs(node)  # stopped before any VASP job
 
 
 def _run_step(mock_code, step, structure, cases, protocol='fast', overrides=None, **kwargs):

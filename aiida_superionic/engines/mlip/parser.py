@@ -77,7 +77,24 @@ class MlipParser(Parser):
                     fc.set_array('force_constants', np.load(handle))
                 self.out('force_constants', fc)
         elif task == 'vacancy':
-            keys = ('E_vac_eV', 'mu_eV', 'mu_reference', 'E_perfect_eV', 'E_defect_eV', 'supercell')
+            keys = (
+                'E_vac_eV',
+                'mu_eV',
+                'mu_reference',
+                'mu_source',
+                'mu_rule',
+                'reference',
+                'E_perfect_eV',
+                'E_defect_eV',
+                'supercell',
+                'n_atoms_supercell',
+                'removed_index',
+                'wyckoff',
+                'mobile',
+                'symprec',
+                'sites',
+                'converged',
+            )
             self.out('vacancy', orm.Dict({k: results[k] for k in keys if k in results}))
         if status == 'unconverged':
             return self.exit_codes.ERROR_STEP_NOT_CONVERGED.format(message=results.get('message', ''))

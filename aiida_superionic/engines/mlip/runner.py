@@ -55,10 +55,6 @@ EXIT_CODES = {'ok': 0, 'walltime': 2, 'unconverged': 2, 'unstable': 2, 'error': 
 
 THZ_TO_MEV = 4.135667696923859  # h * 1 THz in meV
 
-#: Elemental references for the chemical potential of the mobile species (vacancy task).
-METAL_REFERENCES = ('Li', 'Na', 'K', 'Ag', 'Cu')
-DIMER_REFERENCES = {'F': 1.42, 'Cl': 1.99, 'Br': 2.28, 'I': 2.67, 'O': 1.21}  # starting bond lengths, Å
-
 
 class TaskError(ValueError):
     """Invalid input for a task."""
@@ -403,43 +399,38 @@ def task_phonon_gamma(atoms, settings: dict, ctx: Context):
     return 'ok', f'{len(displaced)} displacements in a {len(phonon.supercell)}-atom supercell', results
 
 
-def _chemical_potential(element: str, calc) -> tuple[float, str]:
+def _chemical_potential(element: str, calc) -> tuple[float, dict]:
+    """μ of ``element`` by the shared rule (:func:`aiida_superionic.analysis.vacancy.chemical_potential_reference`),
+    computed with ``calc``: the reference relaxed (cell too for a metal), energy per atom."""
     from ase import Atoms
-    from ase.build import bulk
 
-    if element in METAL_REFERENCES:
-        ref = bulk(element)
-        ref.calc = calc
-        converged, _ = _relax(ref, fmax=0.01, max_steps=300, relax_cell=True, label=f'mu {element} bulk')
-        structure = {'Li': 'bcc', 'Na': 'bcc', 'K': 'bcc', 'Ag': 'fcc', 'Cu': 'fcc'}[element]
-        text = (
-            f'energy per atom of elemental {element} ({structure}, ase.build.bulk, cell + positions relaxed '
-            f'with the same potential; a = {ref.cell.cellpar()[0]:.4f} Å primitive vector'
-            + ('' if converged else ', NOT converged')
-            + ')'
-        )
-        return float(ref.get_potential_energy()) / len(ref), text
-    if element in DIMER_REFERENCES:
-        box = 12.0
-        ref = Atoms(
-            f'{element}2', positions=[[0, 0, 0], [0, 0, DIMER_REFERENCES[element]]], cell=[box] * 3, pbc=True
-        )
-        ref.center()
-        ref.calc = calc
-        converged, _ = _relax(ref, fmax=0.01, max_steps=300, relax_cell=False, label=f'mu {element}2 dimer')
-        bond = ref.get_distance(0, 1)
-        text = (
-            f'half the energy of a relaxed {element}2 dimer in a {box:g} Å periodic box '
-            f'(bond {bond:.4f} Å' + ('' if converged else ', NOT converged') + ')'
-        )
-        return float(ref.get_potential_energy()) / 2, text
-    raise TaskError(
-        f'no chemical-potential reference for {element!r}: known {METAL_REFERENCES + tuple(DIMER_REFERENCES)}; '
-        "give settings['mu_eV'] explicitly"
+    from aiida_superionic.analysis.vacancy import chemical_potential_reference
+    from aiida_superionic.exceptions import InputError
+
+    try:
+        rule = chemical_potential_reference(element)
+    except InputError as exc:
+        raise TaskError(str(exc)) from None
+    ref = Atoms(rule['symbols'], positions=rule['positions'], cell=rule['cell'], pbc=True)
+    ref.calc = calc
+    converged, n_steps = _relax(
+        ref, fmax=0.01, max_steps=300, relax_cell=rule['relax_cell'], label=f'mu {rule["structure"]}'
     )
+    if rule['kind'] == 'metal':
+        detail = f'relaxed primitive vector {ref.cell.cellpar()[0]:.4f} A'
+    else:
+        detail = f'relaxed bond {ref.get_distance(0, 1):.4f} A; no spin in the potential'
+    reference = {key: rule[key] for key in ('element', 'kind', 'structure', 'spin', 'n_atoms', 'description')}
+    reference.update({'converged': converged, 'n_steps': n_steps, 'detail': detail})
+    return float(ref.get_potential_energy()) / len(ref), reference
 
 
 def task_vacancy(atoms, settings: dict, ctx: Context):
+    """E_vac = min over the inequivalent mobile sites of E_defect + μ − E_perfect (one relaxed vacancy per
+    class, :func:`aiida_superionic.analysis.vacancy.mobile_site_classes`); every class in ``sites``."""
+    from aiida_superionic.analysis.vacancy import MU_RULE, VACANCY_SYMPREC, mobile_site_classes
+    from aiida_superionic.exceptions import InputError
+
     s = _settings(
         settings,
         {
@@ -449,46 +440,89 @@ def task_vacancy(atoms, settings: dict, ctx: Context):
             'fmax': 0.05,
             'max_steps': 200,
             'mu_eV': None,
+            'symprec': VACANCY_SYMPREC,
         },
     )
     mobile = str(s['mobile'])
+    try:
+        classes = mobile_site_classes(
+            np.asarray(atoms.cell), atoms.get_scaled_positions(), atoms.get_chemical_symbols(), mobile,
+            float(s['symprec']),
+        )  # fmt: skip
+    except InputError as exc:
+        raise TaskError(str(exc)) from None
     supercell = [int(n) for n in (s['supercell'] or _auto_supercell(atoms, float(s['min_length_A'])))]
-    perfect = atoms.repeat(supercell)
+    perfect = atoms.repeat(supercell)  # ASE tiling: unit-cell atom i is supercell atom i (first image)
     perfect.calc = ctx.calc
     e_perfect = float(perfect.get_potential_energy())
-    indices = [i for i, sym in enumerate(perfect.get_chemical_symbols()) if sym == mobile]
-    if not indices:
-        raise TaskError(f'no {mobile} atom in the structure')
-    defect = perfect.copy()
-    del defect[indices[0]]
-    defect.calc = ctx.calc
-    _log(f'vacancy: perfect {len(perfect)} atoms, E = {e_perfect:.6f} eV; relaxing the {mobile} vacancy')
-    converged, n_steps = _relax(
-        defect, fmax=float(s['fmax']), max_steps=int(s['max_steps']), relax_cell=False, label='vacancy'
-    )
-    e_defect = float(defect.get_potential_energy())
     if s['mu_eV'] is not None:
-        mu, mu_text = float(s['mu_eV']), 'given in settings (mu_eV)'
+        mu = float(s['mu_eV'])
+        reference = {'element': mobile, 'kind': 'given', 'description': 'given in settings (mu_eV)'}
+        mu_text = reference['description']
     else:
-        mu, mu_text = _chemical_potential(mobile, ctx.calc)
-    e_vac = e_defect + mu - e_perfect
+        mu, reference = _chemical_potential(mobile, ctx.calc)
+        mu_text = f'{reference["description"]}, same potential; {reference["detail"]}' + (
+            '' if reference['converged'] else ', NOT converged'
+        )
+    n_images = int(np.prod(supercell))
+    sites = []
+    for k, site in enumerate(classes):
+        defect = perfect.copy()
+        del defect[site['index']]
+        defect.calc = ctx.calc
+        _log(
+            f'vacancy: site class {k + 1}/{len(classes)} ({mobile} {site["wyckoff"]}, atom {site["index"]}); '
+            f'perfect {len(perfect)} atoms, E = {e_perfect:.6f} eV'
+        )
+        converged, n_steps = _relax(
+            defect, fmax=float(s['fmax']), max_steps=int(s['max_steps']), relax_cell=False, label='vacancy'
+        )
+        e_defect = float(defect.get_potential_energy())
+        sites.append(
+            {
+                'index': site['index'],
+                'supercell_index': site['index'],
+                'wyckoff': site['wyckoff'],
+                'site_symmetry': site['site_symmetry'],
+                'multiplicity': site['multiplicity'],
+                'multiplicity_supercell': site['multiplicity'] * n_images,
+                'members': site['members'],
+                'E_defect_eV': e_defect,
+                'E_vac_eV': e_defect + mu - e_perfect,
+                'converged': converged,
+                'n_steps': n_steps,
+            }
+        )
+    best = min(sites, key=lambda x: x['E_vac_eV'])
     results = {
-        'E_vac_eV': e_vac,
+        'E_vac_eV': best['E_vac_eV'],
         'mu_eV': mu,
         'mu_reference': mu_text,
+        'mu_source': 'given' if s['mu_eV'] is not None else 'computed',
+        'mu_rule': MU_RULE,
+        'reference': reference,
         'E_perfect_eV': e_perfect,
-        'E_defect_eV': e_defect,
+        'E_defect_eV': best['E_defect_eV'],
         'supercell': supercell,
         'n_atoms_supercell': len(perfect),
-        'removed_index': indices[0],
+        'removed_index': best['index'],
+        'wyckoff': best['wyckoff'],
         'mobile': mobile,
-        'n_steps': n_steps,
-        'converged': converged,
+        'symprec': float(s['symprec']),
+        'sites': sites,
+        'n_steps': max(x['n_steps'] for x in sites),
+        'converged': all(x['converged'] for x in sites),
     }
-    _log(f'vacancy: E_vac = {e_vac:.4f} eV (mu = {mu:.4f} eV, {mu_text})')
-    if not converged:
-        return 'unconverged', f'defect relaxation not converged in {n_steps} steps', results
-    return 'ok', f'E_vac = {e_vac:.4f} eV', results
+    _log(
+        f'vacancy: E_vac = {best["E_vac_eV"]:.4f} eV at {mobile} {best["wyckoff"]} (lowest of {len(sites)} '
+        f'site classes; mu = {mu:.4f} eV, {mu_text})'
+    )
+    # (the reference's convergence is recorded in ``reference``/``mu_reference``, as before: more
+    # vacancy steps, which is what an 'unconverged' status gets from the work chain, would not help it)
+    unconverged = [x['wyckoff'] for x in sites if not x['converged']]
+    if unconverged:
+        return 'unconverged', f'defect relaxation not converged at {", ".join(unconverged)}', results
+    return 'ok', f'E_vac = {best["E_vac_eV"]:.4f} eV ({len(sites)} site classes)', results
 
 
 # ------------------------------------------------------------------------------------------------- md

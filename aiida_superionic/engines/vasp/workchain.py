@@ -368,11 +368,6 @@ class VaspStepWorkChain(WorkChain):
         return None
 
 
-#: Elemental references of the mobile ion's chemical potential (ase.build.bulk crystal), as in the MLIP
-#: engine; other species need ``vacancy.mu_eV`` in the protocol.
-METAL_REFERENCES = {'Li': 'bcc', 'Na': 'bcc', 'K': 'bcc', 'Ag': 'fcc', 'Cu': 'fcc'}
-
-
 def vacancy_supercell(cell: np.ndarray, min_length_A: float) -> list[int]:
     """Repetitions so that every perpendicular width of the supercell is >= ``min_length_A``."""
     cell = np.asarray(cell, dtype=float)
@@ -381,58 +376,128 @@ def vacancy_supercell(cell: np.ndarray, min_length_A: float) -> list[int]:
     return [max(1, int(np.ceil(min_length_A / w - 1e-9))) for w in widths]
 
 
+def reference_incar(rule: dict, settings: dict) -> dict:
+    """INCAR of the chemical-potential reference of the shared rule (:mod:`...analysis.vacancy`): a metal
+    as the relax step (cell + positions); a molecule as the defect cells (positions, fixed box) with its
+    spin: ``ISPIN = 2``, ``MAGMOM = 1 1``, ``NUPDOWN = 2`` for the triplet (O2), ``ISPIN = 1`` otherwise."""
+    from .engine import step_incar
+
+    if rule['kind'] == 'metal':
+        return step_incar('relax', settings)
+    incar = step_incar('vacancy', settings)
+    if rule['spin'] == 'triplet':
+        incar.update({'ISPIN': 2, 'MAGMOM': [1.0] * rule['n_atoms'], 'NUPDOWN': rule['n_unpaired']})
+    else:
+        incar['ISPIN'] = 1
+    return incar
+
+
 @calcfunction
 def vacancy_cells(structure: orm.StructureData, parameters: orm.Dict) -> dict[str, orm.StructureData]:
-    """The perfect supercell, the same without its first mobile ion, and (for a known metal) the
-    elemental reference crystal of the mobile ion."""
-    p = parameters.get_dict()
-    reps = vacancy_supercell(np.array(structure.cell), float(p['min_length_A']))
-    perfect = structure.get_ase().repeat(reps)
-    mobile = p['mobile']
-    indices = [i for i, s in enumerate(perfect.get_chemical_symbols()) if s == mobile]
-    if not indices:
-        raise InputError(f'no {mobile} atom in the structure')
-    defect = perfect.copy()
-    del defect[indices[0]]
-    out = {'perfect': orm.StructureData(ase=perfect), 'defect': orm.StructureData(ase=defect)}
-    out['perfect'].base.attributes.set_many({'supercell': reps, 'removed_index': indices[0]})
-    if p.get('mu_eV') is None and mobile in METAL_REFERENCES:
-        from ase.build import bulk
+    """The perfect supercell, one supercell per symmetry-inequivalent mobile site without that site's
+    representative (``defect_0``, ``defect_1``, ...; classes of
+    :func:`~aiida_superionic.analysis.vacancy.mobile_site_classes`, kept as the attribute ``vacancy_sites`` of
+    ``perfect``) and, unless ``mu_eV`` is given, the reference cell of the mobile ion's chemical
+    potential (:func:`~aiida_superionic.analysis.vacancy.chemical_potential_reference`)."""
+    from ase import Atoms
 
-        out['reference'] = orm.StructureData(ase=bulk(mobile, METAL_REFERENCES[mobile]))
+    from ...analysis.vacancy import chemical_potential_reference, mobile_site_classes
+
+    p = parameters.get_dict()
+    unit = structure.get_ase()
+    mobile = p['mobile']
+    classes = mobile_site_classes(
+        np.asarray(unit.cell),
+        unit.get_scaled_positions(),
+        unit.get_chemical_symbols(),
+        mobile,
+        float(p['symprec']),
+    )
+    reps = vacancy_supercell(np.array(structure.cell), float(p['min_length_A']))
+    perfect = unit.repeat(reps)  # ASE tiling: unit-cell atom i is supercell atom i (first image)
+    out = {'perfect': orm.StructureData(ase=perfect)}
+    out['perfect'].base.attributes.set_many(
+        {'supercell': reps, 'vacancy_sites': classes, 'symprec': float(p['symprec'])}
+    )
+    for k, site in enumerate(classes):
+        defect = perfect.copy()
+        del defect[site['index']]
+        out[f'defect_{k}'] = orm.StructureData(ase=defect)
+        out[f'defect_{k}'].base.attributes.set_many(
+            {'removed_index': site['index'], 'wyckoff': site['wyckoff']}
+        )
+    if p.get('mu_eV') is None:
+        rule = chemical_potential_reference(mobile)
+        ref = Atoms(rule['symbols'], positions=rule['positions'], cell=rule['cell'], pbc=True)
+        out['reference'] = orm.StructureData(ase=ref)
     return out
 
 
 @calcfunction
-def vacancy_energy(
-    perfect: orm.Dict, defect: orm.Dict, parameters: orm.Dict, **reference: orm.Dict
-) -> orm.Dict:
-    """E_vac = E(defect) + mu - E(perfect) from aiida-vasp's ``misc`` (energy extrapolated to sigma -> 0)."""
+def vacancy_energy(perfect: orm.Dict, parameters: orm.Dict, **jobs: orm.Dict) -> orm.Dict:
+    """E_vac = min over the site classes of E(defect_k) + mu - E(perfect), from aiida-vasp's ``misc``
+    (energy extrapolated to sigma -> 0) of the perfect job, the ``defect_k`` jobs and, unless ``mu_eV``
+    is given, the ``reference`` job (mu = its energy per atom)."""
+    from ...analysis.vacancy import MU_RULE
+
     p = parameters.get_dict()
 
     def energy(misc: orm.Dict) -> float:
         return float(misc.get_dict()['total_energies']['energy_extrapolated'])
 
-    e_perfect, e_defect = energy(perfect), energy(defect)
+    e_perfect = energy(perfect)
     if p.get('mu_eV') is not None:
-        mu, text = float(p['mu_eV']), 'given in the protocol (vacancy.mu_eV)'
+        mu, source = float(p['mu_eV']), 'given'
+        reference = {
+            'element': p['mobile'],
+            'kind': 'given',
+            'description': 'given in the protocol (vacancy.mu_eV)',
+        }
+        text = reference['description']
     else:
-        mu = energy(reference['reference']) / int(p['n_reference_atoms'])
-        text = (
-            f'energy per atom of elemental {p["mobile"]} ({METAL_REFERENCES[p["mobile"]]}, ase.build.bulk, '
-            'cell + positions relaxed with the same VASP settings)'
+        rule = p['reference']
+        mu, source = energy(jobs['reference']) / int(rule['n_atoms']), 'computed'
+        reference = {k: rule[k] for k in ('element', 'kind', 'structure', 'spin', 'n_atoms', 'description')}
+        reference['incar'] = p['reference_incar']
+        text = f'{rule["description"]}, same VASP settings'
+    n_images = int(np.prod(p['supercell']))
+    sites = []
+    for k, site in enumerate(p['sites']):
+        misc = jobs[f'defect_{k}'].get_dict()
+        e_defect = energy(jobs[f'defect_{k}'])
+        sites.append(
+            {
+                'index': site['index'],
+                'supercell_index': site['index'],
+                'wyckoff': site['wyckoff'],
+                'site_symmetry': site['site_symmetry'],
+                'multiplicity': site['multiplicity'],
+                'multiplicity_supercell': site['multiplicity'] * n_images,
+                'members': site['members'],
+                'E_defect_eV': e_defect,
+                'E_vac_eV': e_defect + mu - e_perfect,
+                'converged': misc.get('run_status', {}).get('ionic_converged') is not False,
+            }
         )
+    best = min(sites, key=lambda x: x['E_vac_eV'])
     return orm.Dict(
         {
-            'E_vac_eV': e_defect + mu - e_perfect,
+            'E_vac_eV': best['E_vac_eV'],
             'mu_eV': mu,
             'mu_reference': text,
+            'mu_source': source,
+            'mu_rule': MU_RULE,
+            'reference': reference,
             'E_perfect_eV': e_perfect,
-            'E_defect_eV': e_defect,
+            'E_defect_eV': best['E_defect_eV'],
             'supercell': p['supercell'],
             'n_atoms_supercell': p['n_atoms_supercell'],
-            'removed_index': p['removed_index'],
+            'removed_index': best['index'],
+            'wyckoff': best['wyckoff'],
             'mobile': p['mobile'],
+            'symprec': p['symprec'],
+            'sites': sites,
+            'converged': all(x['converged'] for x in sites),
         }
     )
 
@@ -440,9 +505,11 @@ def vacancy_energy(
 class VaspVacancyWorkChain(WorkChain):
     """``superionic.vasp.vacancy``: the mobile-ion vacancy formation energy in a supercell with VASP.
 
-    Three ``vasp.vasp`` jobs at once: the perfect supercell (static), the supercell without one mobile
-    ion (positions relaxed, cell fixed) and, unless ``vacancy.mu_eV`` is given, the elemental crystal of
-    the mobile ion (relaxed) for its chemical potential."""
+    All ``vasp.vasp`` jobs at once: the perfect supercell (static), one supercell per
+    symmetry-inequivalent mobile site without that site (positions relaxed, cell fixed) and, unless
+    ``vacancy.mu_eV`` is given, the chemical-potential reference of the mobile ion by the shared rule
+    (:mod:`aiida_superionic.analysis.vacancy`: bcc/fcc metal relaxed; X2 molecule in a box, Γ only, O2
+    spin-polarized triplet). E_vac is the lowest of the site classes; all are in the output."""
 
     @classmethod
     def define(cls, spec):
@@ -459,21 +526,37 @@ class VaspVacancyWorkChain(WorkChain):
             401, 'ERROR_VASP_FAILED', message='the VASP {role} job of the vacancy step failed: {message}'
         )
         spec.exit_code(402, 'ERROR_NO_REFERENCE', message='{message}')
+        spec.exit_code(403, 'ERROR_INPUT', message='vacancy step: {message}')
+
+    def _params(self) -> dict:
+        from ...analysis.vacancy import VACANCY_SYMPREC
+
+        vac = self.inputs.settings.get_dict().get('vacancy', {})
+        return {
+            'min_length_A': float(vac.get('min_length_A', 10.0)),
+            'mobile': self.inputs.mobile.value,
+            'mu_eV': vac.get('mu_eV'),
+            'symprec': float(vac.get('symprec') or VACANCY_SYMPREC),
+        }
 
     def make_cells(self):
-        settings = self.inputs.settings.get_dict()
-        vac = settings.get('vacancy', {})
-        mobile = self.inputs.mobile.value
-        if vac.get('mu_eV') is None and mobile not in METAL_REFERENCES:
-            return self.exit_codes.ERROR_NO_REFERENCE.format(
-                message=f'no chemical-potential reference for {mobile!r} (known: {", ".join(METAL_REFERENCES)}): '
-                'set vacancy.mu_eV in --overrides'
-            )
-        params = {
-            'min_length_A': float(vac.get('min_length_A', 10.0)),
-            'mobile': mobile,
-            'mu_eV': vac.get('mu_eV'),
-        }
+        from ...analysis.vacancy import chemical_potential_reference, mobile_site_classes
+
+        params = self._params()
+        self.ctx.rule = None
+        if params['mu_eV'] is None:
+            try:
+                self.ctx.rule = chemical_potential_reference(params['mobile'])
+            except InputError as exc:
+                return self.exit_codes.ERROR_NO_REFERENCE.format(message=str(exc))
+        unit = self.inputs.structure.get_ase()
+        try:  # the same call as in vacancy_cells: bad input is an exit code, not an excepted calcfunction
+            mobile_site_classes(
+                np.asarray(unit.cell), unit.get_scaled_positions(), unit.get_chemical_symbols(),
+                params['mobile'], params['symprec'],
+            )  # fmt: skip
+        except InputError as exc:
+            return self.exit_codes.ERROR_INPUT.format(message=str(exc))
         self.ctx.cells = vacancy_cells(self.inputs.structure, orm.Dict(params))
         return None
 
@@ -487,44 +570,52 @@ class VaspVacancyWorkChain(WorkChain):
             **vac_incar,
             **{k.upper(): v for k, v in settings['vacancy'].get('perfect_incar', {}).items()},
         }
-        relax_incar = step_incar('relax', settings)
-        jobs = {'perfect': perfect_incar, 'defect': vac_incar}
-        if 'reference' in self.ctx.cells:
-            jobs['reference'] = relax_incar
+        jobs = {'perfect': (perfect_incar, False)}
+        for name in sorted(self.ctx.cells):
+            if name.startswith('defect_'):
+                jobs[name] = (vac_incar, False)
+        if self.ctx.rule is not None:
+            self.ctx.reference_incar = reference_incar(self.ctx.rule, settings)
+            jobs['reference'] = (self.ctx.reference_incar, self.ctx.rule['kind'] == 'molecule')
         futures = {}
-        for role, incar in jobs.items():
+        for role, (incar, gamma_only) in jobs.items():
             builder = SuperionicVaspWorkChain.get_builder()
-            fill_vasp_inputs(builder, self.ctx.cells[role], self.inputs.code, settings, incar, options)
-            builder.metadata.label = f'vacancy {role}'
+            fill_vasp_inputs(
+                builder,
+                self.ctx.cells[role],
+                self.inputs.code,
+                settings,
+                incar,
+                options,
+                gamma_only=gamma_only,
+            )
+            builder.metadata.label = f'vacancy {role.replace("_", " ")}'
             futures[role] = self.submit(builder)
+        self.ctx.roles = list(jobs)
         return ToContext(**futures)
 
     def results(self):
-        roles = [r for r in ('perfect', 'defect', 'reference') if r in self.ctx]
-        for role in roles:
+        for role in self.ctx.roles:
             node = self.ctx[role]
             if not node.is_finished_ok:
                 return self.exit_codes.ERROR_VASP_FAILED.format(
                     role=role, message=f'{node.process_label}<{node.pk}>: {node.exit_message}'
                 )
         perfect = self.ctx.cells['perfect']
-        vac = self.inputs.settings.get_dict().get('vacancy', {})
         params = {
-            'mobile': self.inputs.mobile.value,
-            'mu_eV': vac.get('mu_eV'),
+            **self._params(),
             'supercell': perfect.base.attributes.get('supercell'),
-            'removed_index': perfect.base.attributes.get('removed_index'),
+            'sites': perfect.base.attributes.get('vacancy_sites'),
             'n_atoms_supercell': len(perfect.sites),
         }
-        reference = {}
-        if 'reference' in roles:
-            params['n_reference_atoms'] = len(self.ctx.cells['reference'].sites)
-            reference = {'reference': self.ctx.reference.outputs.misc}
-        result = vacancy_energy(
-            self.ctx.perfect.outputs.misc, self.ctx.defect.outputs.misc, orm.Dict(params), **reference
-        )
+        if self.ctx.rule is not None:
+            params['reference'] = self.ctx.rule
+            params['reference_incar'] = self.ctx.reference_incar
+        jobs = {role: self.ctx[role].outputs.misc for role in self.ctx.roles if role != 'perfect'}
+        result = vacancy_energy(self.ctx.perfect.outputs.misc, orm.Dict(params), **jobs)
         self.out('vacancy', result)
         self.report(
-            f'E_vac = {result["E_vac_eV"]:.4f} eV (mu = {result["mu_eV"]:.4f} eV, {result["mu_reference"]})'
+            f'E_vac = {result["E_vac_eV"]:.4f} eV at {result["mobile"]} {result["wyckoff"]}, lowest of '
+            f'{len(result["sites"])} site classes (mu = {result["mu_eV"]:.4f} eV, {result["mu_reference"]})'
         )
         return None

@@ -55,7 +55,7 @@ def _fmt(value: Any) -> str:
 
 
 def format_records(records: list) -> str:
-    from ..descriptors import DESCRIPTORS
+    from ..descriptors import DESCRIPTORS, stored_value
 
     heads = [f'{r["material"]} {r.get("temperature_K", 0):g} K' for r in records]
     width = max(12, *(len(h) for h in heads))
@@ -74,14 +74,15 @@ def format_records(records: list) -> str:
         ),
     ]
     category = None
-    for d in DESCRIPTORS:
-        if d.category != category:
-            category = d.category
+    for d in DESCRIPTORS:  # the paper's 54 in Table 1's order, then the extras
+        heading = d.category if d.paper else "extras (not among the paper's 54)"
+        if heading != category:
+            category = heading
             lines.append(f'-- {category}')
         cells = []
         for r in records:
-            value = r['values'].get(d.key)
-            err = r.get('errors', {}).get(d.key)
+            value = stored_value(r['values'], d.key)
+            err = stored_value(r.get('errors', {}), d.key)
             cells.append(_fmt(value) + (f' ±{err:.2g}' if err is not None and value is not None else ''))
         unit = d.unit if d.unit not in ('', 'text') else ''
         lines.append('  '.join([f'{d.key:<14}', f'{unit:<9}', *(f'{c:>{width}}' for c in cells)]))

@@ -41,6 +41,15 @@ def _window(p: dict[str, Any]) -> tuple[float, float] | None:
     return tuple(float(t) for t in window) if window is not None else None
 
 
+def _enough_materials(frame, need: int, what: str) -> None:
+    n = int(frame['material'].nunique())
+    if n < need:
+        raise stats.StudyError(
+            f'only {n} material{"s" if n != 1 else ""} in the selection (one record per material): '
+            f'{what} need at least {need}'
+        )
+
+
 def _selected(table: orm.Data, p: dict[str, Any], one_per_material: bool = False):
     """The rows in the window (and family); with ``one_per_material`` one record per material
     (:func:`.stats.analysis_rows`), as the correlations, PCA and k-means use."""
@@ -76,6 +85,7 @@ def correlate(table: DescriptorTableData, parameters: orm.Dict) -> dict[str, orm
     p = parameters.get_dict()
     try:
         frame = _selected(table, p, one_per_material=True)
+        _enough_materials(frame, int(p.get('min_pairs', 3)), 'correlations')
         columns = stats.columns_of(p.get('descriptors', 'paper'))
         res = stats.correlation_matrices(
             frame, p.get('method', 'spearman'), int(p.get('min_pairs', 3)), columns
@@ -120,6 +130,7 @@ def bootstrap(table: DescriptorTableData, parameters: orm.Dict) -> orm.Dict | Ex
     p = parameters.get_dict()
     try:
         frame = _selected(table, p, one_per_material=True)
+        _enough_materials(frame, 3, 'bootstrap correlations')
         res = stats.bootstrap_correlations(
             frame,
             target=p.get('target', 'D'),
@@ -149,6 +160,7 @@ def principal_components(table: DescriptorTableData, parameters: orm.Dict) -> di
     p = parameters.get_dict()
     try:
         frame = _selected(table, p, one_per_material=True)
+        _enough_materials(frame, 3, 'PCA and k-means')
         columns = stats.columns_of(p.get('descriptors', 'paper'))
         res = stats.pca_spearman(frame, float(p.get('max_missing', 0.25)), columns=columns)
     except stats.StudyError as exc:

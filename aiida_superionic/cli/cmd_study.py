@@ -54,7 +54,7 @@ def window_options(func):
 )
 @click.option('--full', is_flag=True, help="Print every one of the paper's 54 descriptors (Table 1's order).")
 @click.option(
-    '--extras', is_flag=True, help='With --full: also the extra columns after the 54 (theta_D_nd, theta_D_d).'
+    '--extras', is_flag=True, help='As --full, then the extra columns after the 54 (theta_D_nd, theta_D_d).'
 )
 @click.pass_context
 def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path, archive, full, extras):
@@ -89,7 +89,7 @@ def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path
     from ..descriptors import EXTRA_KEYS, PAPER_KEYS
 
     meta = ['pk', 'material', 'family', 'temperature_K', 'stoichiometric', 'engine']
-    if full:
+    if full or extras:
         cols = [*meta, *PAPER_KEYS, *(EXTRA_KEYS if extras else ())]
     else:
         cols = [*meta, 'D', 'omega_all', 'C_v_all', 'B']

@@ -250,7 +250,9 @@ def _summary(node) -> None:
         click.echo(f'PCA: PC1-PC3 explain {100 * outputs.pca["explained_first_three"]:.0f}% of the variance')
     for name in sorted(outputs.kmeans) if 'kmeans' in outputs else []:
         res = outputs.kmeans[name]
-        click.echo(f'k-means {name}: k = {res["k"]} ({res["k_choice"]})')
+        best = res.get('k_best_silhouette')
+        scan = f'; best silhouette at k = {best} (elbow and silhouette in the report)' if best else ''
+        click.echo(f'k-means {name}: k = {res["k"]} ({res["k_choice"]}){scan}')
         if res.get('note'):
             click.echo(f'k-means {name}: {res["note"]}')
     for name in sorted(outputs.ml) if 'ml' in outputs else []:

@@ -1,8 +1,13 @@
 """The descriptor registry: every descriptor of the paper's Table 1, its key, unit and where it comes from.
 
 One place defines the names that the material's descriptor record (provenance layer), the study's
-table and the docs use. Keys follow the paper's symbols; the vibrational ones carry the group suffix
-used in the paper's figures: ``_all`` (every ion), ``_nd`` (non-diffusive ions), ``_d`` (diffusive ions).
+table and the docs use. Keys follow the paper's symbols; the six vibrational descriptors that the paper
+computes per group of ions carry the group suffix used in its figures: ``_all`` (every ion), ``_nd``
+(non-diffusive ions), ``_d`` (diffusive ions). The Debye temperature is one descriptor of the paper
+(all ions, key ``theta_D``); its group values ``theta_D_nd`` and ``theta_D_d`` are extras.
+
+:data:`PAPER_DESCRIPTORS` is the paper's 54 (13 M-E + 23 D-V + 18 S-C) in Table 1's order, the study's
+default columns; :data:`DESCRIPTORS` is those 54 followed by the extras (``paper=False``).
 Importing this module never imports AiiDA.
 """
 
@@ -26,6 +31,7 @@ class Descriptor:
     unit: str  # '' for dimensionless, 'text' for non-numeric
     source: str  # the step that provides it: 'elastic', 'md', 'structure', 'dft' (an engine), 'phonon'
     result_key: str | None = None  # key in the analysis function's result
+    paper: bool = True  # one of the paper's 54 (False: an extra column, after them)
 
     @property
     def numeric(self) -> bool:
@@ -102,9 +108,24 @@ def _build() -> tuple[Descriptor, ...]:
             'Gamma', 'Γ', 'Lowest-energy optical phonon mode', 'D-V', 'meV', 'phonon', 'gamma_mode_meV'
         )
     )
+    extras = []
     for key, symbol, name, unit, result_key in _VIB:
         for suffix, group in VIB_GROUPS.items():
             label = {'all': 'all ions', 'nd': 'non-diffusive ions', 'd': 'diffusive ions'}[suffix]
+            if key in SINGLE_GROUP:  # one descriptor of the paper (all ions); the groups are extras
+                paper = suffix == 'all'
+                d = Descriptor(
+                    key if paper else f'{key}_{suffix}',
+                    symbol if paper else f'{symbol} ({suffix})',
+                    f'{name}, {label}',
+                    'D-V',
+                    unit,
+                    'md',
+                    f'{group}.{result_key}',
+                    paper=paper,
+                )
+                (out if paper else extras).append(d)
+                continue
             out.append(
                 Descriptor(
                     f'{key}_{suffix}',
@@ -129,13 +150,37 @@ def _build() -> tuple[Descriptor, ...]:
         )
     )
     out.extend(Descriptor(k, s, n, 'S-C', u, src, r) for k, s, n, u, src, r in _SC)
-    return tuple(out)
+    return (*out, *extras)
 
 
-#: Every descriptor, in Table 1's order (M-E, D-V, S-C).
+#: Vibrational descriptors that the paper gives for all ions only (Table 1's θ_d); the record also
+#: holds their non-diffusive and diffusive values as extras.
+SINGLE_GROUP = ('theta_D',)
+
+#: Every descriptor: the paper's 54 in Table 1's order (M-E, D-V, S-C), then the extras.
 DESCRIPTORS: tuple[Descriptor, ...] = _build()
+#: The paper's 54 descriptors in Table 1's order: the study's default columns.
+PAPER_DESCRIPTORS: tuple[Descriptor, ...] = tuple(d for d in DESCRIPTORS if d.paper)
+PAPER_KEYS: tuple[str, ...] = tuple(d.key for d in PAPER_DESCRIPTORS)
+#: Columns beyond the paper's (theta_D_nd, theta_D_d).
+EXTRA_KEYS: tuple[str, ...] = tuple(d.key for d in DESCRIPTORS if not d.paper)
 BY_KEY: dict[str, Descriptor] = {d.key: d for d in DESCRIPTORS}
 UNITS: dict[str, str] = {d.key: d.unit for d in DESCRIPTORS}
+#: The AIMD vibrational descriptors (every group, extras included): what the "harmonic" ML inputs drop.
+VIBRATIONAL_KEYS: tuple[str, ...] = tuple(
+    d.key for d in DESCRIPTORS if any(d.key == v[0] or d.key.startswith(f'{v[0]}_') for v in _VIB)
+)
+#: Keys of older records -> the key now: records stored before θ_D became one descriptor.
+LEGACY_KEYS: dict[str, str] = {'theta_D_all': 'theta_D'}
+_LEGACY_OF = {new: old for old, new in LEGACY_KEYS.items()}
+
+
+def stored_value(values: dict[str, Any], key: str) -> Any:
+    """The value of ``key`` in a record's ``values`` (or ``errors``), read under its older key
+    (:data:`LEGACY_KEYS`) when the record predates the current one."""
+    if key in values or key not in _LEGACY_OF:
+        return values.get(key)
+    return values.get(_LEGACY_OF[key])
 
 
 def record_values(

@@ -10,9 +10,11 @@ Conventions (stated once, used everywhere):
   (:class:`pymatgen.analysis.elasticity.ElasticTensor`): K = (K_V + K_R)/2 and G = (G_V + G_R)/2 with
   the Voigt bounds from C and the Reuss bounds from the compliance S = C^-1.
 * Isotropic identities (K, G in GPa): lambda = K - 2G/3, E = 9KG/(3K + G),
-  nu = (3K - 2G)/(2(3K + G)), P-wave modulus M = K + 4G/3, Pugh ratio kappa = K/G.
+  nu = (3K - 2G)/(2(3K + G)), P-wave modulus M = K + 4G/3, Pugh's modulus ratio kappa = G/K (shear over
+  bulk, Pugh's original G/B; the paper's signs fix it: for Li-based SSEs it reports c_S(D, nu) = +55 %,
+  c_S(D, v_r) = +56 % and c_S(D, kappa) = -56 %, and nu and v_r rise with K/G, so kappa falls with it).
 * Vickers hardness: the empirical model of Chen, Niu, Li and Li, Intermetallics 19, 1275 (2011),
-  H_V = 2 (k^2 G)^0.585 - 3 in GPa with k = G/K (the inverse Pugh ratio) and G in GPa. The model is a fit
+  H_V = 2 (k^2 G)^0.585 - 3 in GPa with k = G/K (the Pugh ratio kappa) and G in GPa. The model is a fit
   to hard, brittle solids; for ductile materials (small k) it can return small or negative values, which
   are reported as they are.
 * Cauchy pressure P_C = [(C12 - C66) + (C13 - C55) + (C23 - C44)]/3 in GPa, which equals C12 - C44 for
@@ -167,7 +169,7 @@ def elastic_descriptors(
         * ``poisson_ratio``: nu = (3K - 2G)/(2(3K + G)) (dimensionless)
         * ``p_wave_modulus_GPa``: M = K + 4G/3
         * ``vickers_hardness_GPa``: Chen et al. (2011) model H_V = 2(k^2 G)^0.585 - 3, k = G/K
-        * ``pugh_ratio``: kappa = K/G (dimensionless)
+        * ``pugh_ratio``: Pugh's modulus ratio kappa = G/K (dimensionless)
         * ``cauchy_pressure_GPa``: [(C12 - C66) + (C13 - C55) + (C23 - C44)]/3
         * ``v_longitudinal_m_s``: v_l = sqrt((K + 4G/3)/rho)
         * ``v_transverse_m_s``: v_t = sqrt(G/rho)
@@ -203,7 +205,7 @@ def elastic_descriptors(
         'poisson_ratio': (3.0 * k - 2.0 * g) / (2.0 * (3.0 * k + g)),
         'p_wave_modulus_GPa': k + 4.0 * g / 3.0,
         'vickers_hardness_GPa': vickers_hardness_chen(k, g),
-        'pugh_ratio': k / g,
+        'pugh_ratio': g / k,
         'cauchy_pressure_GPa': cauchy_pressure(c),
         'v_longitudinal_m_s': v_l,
         'v_transverse_m_s': v_t,

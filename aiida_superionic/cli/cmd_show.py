@@ -55,7 +55,7 @@ def _fmt(value: Any) -> str:
 
 
 def format_records(records: list) -> str:
-    from ..descriptors import DESCRIPTORS
+    from ..descriptors import DESCRIPTORS, stored_value
 
     heads = [f'{r["material"]} {r.get("temperature_K", 0):g} K' for r in records]
     width = max(12, *(len(h) for h in heads))
@@ -74,14 +74,15 @@ def format_records(records: list) -> str:
         ),
     ]
     category = None
-    for d in DESCRIPTORS:
-        if d.category != category:
-            category = d.category
+    for d in DESCRIPTORS:  # the paper's 54 in Table 1's order, then the extras
+        heading = d.category if d.paper else "extras (not among the paper's 54)"
+        if heading != category:
+            category = heading
             lines.append(f'-- {category}')
         cells = []
         for r in records:
-            value = r['values'].get(d.key)
-            err = r.get('errors', {}).get(d.key)
+            value = stored_value(r['values'], d.key)
+            err = stored_value(r.get('errors', {}), d.key)
             bound = r.get('D_upper_bound_cm2_s') if d.key == 'D' and r.get('D_resolved') is False else None
             if bound is not None:  # not resolved from zero: the upper bound, never a negative D
                 cells.append(f'<{bound:.2g}')

@@ -52,10 +52,15 @@ def window_options(func):
     type=click.Path(dir_okay=False, path_type=Path),
     help='Read the records from this AiiDA archive (read-only, nothing imported) instead of the profile.',
 )
+@click.option('--full', is_flag=True, help="Print every one of the paper's 54 descriptors (Table 1's order).")
+@click.option(
+    '--extras', is_flag=True, help='As --full, then the extra columns after the 54 (theta_D_nd, theta_D_d).'
+)
 @click.pass_context
-def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path, archive):
+def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path, archive, full, extras):
     """The descriptor table of the records in the graph: one row per material x temperature x
-    stoichiometry, one column per descriptor (NaN: not computed). Prints a summary; --csv writes all."""
+    stoichiometry, one column per descriptor (NaN: not computed). Prints a summary (with --full the
+    paper's 54 descriptors in Table 1's order); --csv writes every column: the 54, then the extras."""
     from ..study import descriptor_table
     from .profile import load_profile
 
@@ -81,22 +86,15 @@ def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path
         out.to_csv(csv_path, index=False)
         click.echo(f'wrote {len(table)} rows x {table.shape[1]} columns to {csv_path}')
         return
-    cols = [
-        'pk',
-        'material',
-        'family',
-        'temperature_K',
-        'stoichiometric',
-        'engine',
-        'D',
-        'omega_all',
-        'C_v_all',
-        'B',
-    ]
-    from ..descriptors import DESCRIPTORS
+    from ..descriptors import EXTRA_KEYS, PAPER_KEYS
 
-    known = table[[d.key for d in DESCRIPTORS]].notna().sum(axis=1)
-    view = table[cols].assign(descriptors=known.astype(str) + f'/{len(DESCRIPTORS)}')
+    meta = ['pk', 'material', 'family', 'temperature_K', 'stoichiometric', 'engine']
+    if full or extras:
+        cols = [*meta, *PAPER_KEYS, *(EXTRA_KEYS if extras else ())]
+    else:
+        cols = [*meta, 'D', 'omega_all', 'C_v_all', 'B']
+    known = table[list(PAPER_KEYS)].notna().sum(axis=1)  # of the paper's 54
+    view = table[cols].assign(descriptors=known.astype(str) + f'/{len(PAPER_KEYS)}')
     click.echo(view.to_string(index=False, float_format=lambda v: f'{v:.4g}'))
     click.echo(f'{len(table)} records of {table.material.nunique()} materials')
 
@@ -115,7 +113,20 @@ def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path
     '--target', 'targets', multiple=True, help='ML target descriptor (repeat; default D, omega_all, C_v_all).'
 )
 @click.option('--no-ml', is_flag=True, help='Skip the ML models.')
-@click.option('--k', type=int, help='Number of k-means clusters (default: the best silhouette).')
+@click.option(
+    '--ml-temperature',
+    is_flag=True,
+    help='Give the ML models the temperature as an input (the paper does not: its inputs are the descriptors).',
+)
+@click.option('--k', type=int, help="Number of k-means clusters (default 6, the paper's).")
+@click.option(
+    '--k-silhouette', is_flag=True, help='Choose the number of k-means clusters by the best silhouette.'
+)
+@click.option(
+    '--with-extras',
+    is_flag=True,
+    help="Analyse the extra columns (theta_D_nd, theta_D_d) too, not only the paper's 54 descriptors.",
+)
 @click.option(
     '--n-boot', type=int, default=1000, show_default=True, help='Bootstrap resamples of the materials.'
 )
@@ -130,11 +141,26 @@ def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path
 )
 @click.pass_context
 def cmd_study(
-    ctx, group, tmin, tmax, all_temperatures, out_dir, targets, no_ml, k, n_boot, seed, parameters_json
+    ctx,
+    group,
+    tmin,
+    tmax,
+    all_temperatures,
+    out_dir,
+    targets,
+    no_ml,
+    ml_temperature,
+    k,
+    k_silhouette,
+    with_extras,
+    n_boot,
+    seed,
+    parameters_json,
 ):
     """Run the paper's study on the records in the graph (or a group): correlations with p-values and
-    bootstrap intervals, PCA, k-means, ML models with leave-one-material-out validation. Every result is
-    stored as a node (`superionic.study`); the figures and one report.html go to --out."""
+    bootstrap intervals, PCA, k-means (one record per material, the one nearest 500 K), ML models on
+    every record with leave-one-material-out validation. Every result is stored as a node
+    (`superionic.study`); the figures and one report.html go to --out."""
     from aiida import orm
     from aiida.engine import run_get_node
 
@@ -159,10 +185,18 @@ def cmd_study(
     overrides['temperature_window'] = list(window) if window else None
     overrides['seed'] = seed
     overrides.setdefault('bootstrap', {})['n_boot'] = n_boot
+    if k is not None and k_silhouette:
+        raise InputError('give --k or --k-silhouette, not both')
     if k is not None:
         if k < 1:
             raise InputError(f'--k must be at least 1, got {k}')
         overrides.setdefault('kmeans', {})['k'] = k
+    elif k_silhouette:
+        overrides.setdefault('kmeans', {})['k'] = 'silhouette'
+    if ml_temperature:
+        overrides.setdefault('ml', {})['include_temperature'] = True
+    if with_extras:
+        overrides['descriptors'] = 'all'
     if no_ml:
         overrides.setdefault('ml', {})['targets'] = []
     elif targets:
@@ -215,7 +249,12 @@ def _summary(node) -> None:
     if 'pca' in outputs:
         click.echo(f'PCA: PC1-PC3 explain {100 * outputs.pca["explained_first_three"]:.0f}% of the variance')
     for name in sorted(outputs.kmeans) if 'kmeans' in outputs else []:
-        click.echo(f'k-means {name}: k = {outputs.kmeans[name]["k"]}')
+        res = outputs.kmeans[name]
+        best = res.get('k_best_silhouette')
+        scan = f'; best silhouette at k = {best} (elbow and silhouette in the report)' if best else ''
+        click.echo(f'k-means {name}: k = {res["k"]} ({res["k_choice"]}){scan}')
+        if res.get('note'):
+            click.echo(f'k-means {name}: {res["note"]}')
     for name in sorted(outputs.ml) if 'ml' in outputs else []:
         m = outputs.ml[name]
         click.echo(

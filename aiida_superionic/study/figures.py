@@ -147,7 +147,7 @@ def kmeans_plots(result, arrays, path: Path) -> Path:
         ax3.bar([int(c) + 1 for c in clusters], counts, bottom=bottom, label=fam)
         bottom += counts
     ax3.set_xlabel('cluster')
-    ax3.set_ylabel('records')
+    ax3.set_ylabel('materials')
     ax3.legend(fontsize=7)
     return _save(fig, path)
 

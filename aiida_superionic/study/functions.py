@@ -25,6 +25,12 @@ from .table import SCHEMA, table_from_records
 #: Exit status of a study step that cannot run on its table (the message says why).
 STUDY_ERROR = 400
 
+#: How the correlations, bootstrap, PCA and k-means pick their rows (stored in their summaries).
+ROW_RULE = (
+    'one record per material: nearest the middle of the temperature window (500 K without one); '
+    'ties: stoichiometric first, then the lower temperature, then the smaller UUID'
+)
+
 
 def _fail(exc: Exception) -> ExitCode:
     return ExitCode(STUDY_ERROR, str(exc))
@@ -35,8 +41,22 @@ def _window(p: dict[str, Any]) -> tuple[float, float] | None:
     return tuple(float(t) for t in window) if window is not None else None
 
 
-def _selected(table: orm.Data, p: dict[str, Any]):
-    frame = stats.select(table.to_dataframe(), _window(p), p.get('family'))
+def _enough_materials(frame, need: int, what: str) -> None:
+    n = int(frame['material'].nunique())
+    if n < need:
+        raise stats.StudyError(
+            f'only {n} material{"s" if n != 1 else ""} in the selection (one record per material): '
+            f'{what} need at least {need}'
+        )
+
+
+def _selected(table: orm.Data, p: dict[str, Any], one_per_material: bool = False):
+    """The rows in the window (and family); with ``one_per_material`` one record per material
+    (:func:`.stats.analysis_rows`), as the correlations, PCA and k-means use."""
+    if one_per_material:
+        frame = stats.analysis_rows(table.to_dataframe(), _window(p), p.get('family'))
+    else:
+        frame = stats.select(table.to_dataframe(), _window(p), p.get('family'))
     if frame.empty:
         raise stats.StudyError(
             f'no rows with temperature in {p.get("temperature_window")} K'
@@ -60,11 +80,16 @@ def tabulate(**records: orm.Dict) -> DescriptorTableData:
 @calcfunction
 def correlate(table: DescriptorTableData, parameters: orm.Dict) -> dict[str, orm.Data] | ExitCode:
     """Spearman or Pearson matrices with p-values (``method``, ``temperature_window``, ``family``,
-    ``min_pairs``); the summary holds the D row."""
+    ``min_pairs``, ``descriptors``) on one record per material; the summary holds the D row and the
+    records used."""
     p = parameters.get_dict()
     try:
-        frame = _selected(table, p)
-        res = stats.correlation_matrices(frame, p.get('method', 'spearman'), int(p.get('min_pairs', 3)))
+        frame = _selected(table, p, one_per_material=True)
+        _enough_materials(frame, int(p.get('min_pairs', 3)), 'correlations')
+        columns = stats.columns_of(p.get('descriptors', 'paper'))
+        res = stats.correlation_matrices(
+            frame, p.get('method', 'spearman'), int(p.get('min_pairs', 3)), columns
+        )
     except stats.StudyError as exc:
         return _fail(exc)
     labels = list(res['coefficients'].index)
@@ -88,6 +113,8 @@ def correlate(table: DescriptorTableData, parameters: orm.Dict) -> dict[str, orm
         'temperature_window': p.get('temperature_window'),
         'n_rows': res['n_rows'],
         'n_materials': int(frame['material'].nunique()),
+        'row_rule': ROW_RULE,
+        'row_uuids': [str(u) for u in frame['uuid']],
         'descriptors': labels,
         'dropped': res['dropped'],
         'D_row': d_row,
@@ -98,16 +125,19 @@ def correlate(table: DescriptorTableData, parameters: orm.Dict) -> dict[str, orm
 @calcfunction
 def bootstrap(table: DescriptorTableData, parameters: orm.Dict) -> orm.Dict | ExitCode:
     """Bootstrap confidence intervals of the Spearman correlations with ``target`` (default D),
-    resampling materials (``n_boot``, ``confidence``, ``seed``, ``temperature_window``, ``family``)."""
+    resampling materials (``n_boot``, ``confidence``, ``seed``, ``temperature_window``, ``family``,
+    ``descriptors``), on one record per material."""
     p = parameters.get_dict()
     try:
-        frame = _selected(table, p)
+        frame = _selected(table, p, one_per_material=True)
+        _enough_materials(frame, 3, 'bootstrap correlations')
         res = stats.bootstrap_correlations(
             frame,
             target=p.get('target', 'D'),
             n_boot=int(p.get('n_boot', 1000)),
             confidence=float(p.get('confidence', 0.95)),
             seed=int(p.get('seed', 0)),
+            columns=stats.columns_of(p.get('descriptors', 'paper')),
         )
     except stats.StudyError as exc:
         return _fail(exc)
@@ -125,11 +155,14 @@ def bootstrap(table: DescriptorTableData, parameters: orm.Dict) -> orm.Dict | Ex
 
 @calcfunction
 def principal_components(table: DescriptorTableData, parameters: orm.Dict) -> dict[str, orm.Data] | ExitCode:
-    """PCA of the Spearman matrix (``temperature_window``, ``family``, ``max_missing``)."""
+    """PCA of the Spearman matrix (``temperature_window``, ``family``, ``max_missing``, ``descriptors``)
+    on one record per material."""
     p = parameters.get_dict()
     try:
-        frame = _selected(table, p)
-        res = stats.pca_spearman(frame, float(p.get('max_missing', 0.25)))
+        frame = _selected(table, p, one_per_material=True)
+        _enough_materials(frame, 3, 'PCA and k-means')
+        columns = stats.columns_of(p.get('descriptors', 'paper'))
+        res = stats.pca_spearman(frame, float(p.get('max_missing', 0.25)), columns=columns)
     except stats.StudyError as exc:
         return _fail(exc)
     rows = frame.loc[res['projections'].index]
@@ -150,6 +183,8 @@ def principal_components(table: DescriptorTableData, parameters: orm.Dict) -> di
         'temperature_window': p.get('temperature_window'),
         'family': p.get('family'),
         'n_rows': len(rows),
+        'n_materials': int(rows['material'].nunique()),
+        'row_rule': ROW_RULE,
         'descriptors': list(res['loadings'].index),
         'explained': res['explained'].to_list(),
         'explained_first_three': float(res['explained'].iloc[:3].sum()),
@@ -163,36 +198,45 @@ def principal_components(table: DescriptorTableData, parameters: orm.Dict) -> di
 
 @calcfunction
 def cluster(pca: orm.ArrayData, parameters: orm.Dict) -> orm.Dict | ExitCode:
-    """k-means in the space of the first ``n_components`` PCs: elbow and silhouette for k up to
-    ``k_max``; clusters for ``k`` (default: the k of the best silhouette); composition by mobile species."""
+    """k-means in the space of the first ``n_components`` PCs (one point per material): elbow (inertia)
+    and mean silhouette for k up to ``max(k_max, k)``; clusters for ``k`` (default the paper's 6;
+    ``'silhouette'``: the k of the best silhouette; with too few materials the largest possible k,
+    with a ``note`` saying so); composition by mobile species."""
     p = parameters.get_dict()
     n_pc = int(p.get('n_components', 2))
     points = pca.get_array('projections')[:, :n_pc]
     families = pca.base.attributes.get('row_families')
     seed = int(p.get('seed', 0))
+    k_param = p.get('k', stats.PAPER_K)
+    if k_param is None:
+        k_param = stats.PAPER_K
     try:
         if points.shape[1] < n_pc:
             raise stats.StudyError(f'the PCA has only {points.shape[1]} components')
-        scan = stats.kmeans_scan(points, int(p.get('k_max', 8)), seed)
-        if p.get('k') is not None:
-            k, how = int(p['k']), 'given'
-        elif scan['silhouette']:
-            k, how = max(scan['silhouette'], key=lambda kk: scan['silhouette'][kk]), 'best silhouette'
-        else:
-            raise stats.StudyError('too few rows for a silhouette scan; give k')
+        k_scan = int(p.get('k_max', 8))
+        if isinstance(k_param, int):
+            k_scan = max(k_scan, k_param)
+        scan = stats.kmeans_scan(points, k_scan, seed)
+        choice = stats.choose_k(len(points), k_param, scan['silhouette'])
+        k = choice['k']
         labels, centroids, inertia = stats.kmeans_clusters(points, k, seed)
     except stats.StudyError as exc:
         return _fail(exc)
     comp = stats.composition(labels, families)
+    silhouette = scan['silhouette']
     return orm.Dict(
         _clean(
             {
                 'n_components': n_pc,
+                'n_points': len(points),
                 'k': k,
-                'k_choice': how,
+                'k_requested': choice['k_requested'],
+                'k_choice': choice['k_choice'],
+                'note': choice['note'],
+                'k_best_silhouette': max(silhouette, key=silhouette.get) if silhouette else None,
                 'seed': seed,
                 'inertia': {str(kk): v for kk, v in scan['inertia'].items()},
-                'silhouette': {str(kk): v for kk, v in scan['silhouette'].items()},
+                'silhouette': {str(kk): v for kk, v in silhouette.items()},
                 'labels': labels.tolist(),
                 'row_uuids': pca.base.attributes.get('row_uuids'),
                 'centroids': centroids.tolist(),
@@ -206,7 +250,8 @@ def cluster(pca: orm.ArrayData, parameters: orm.Dict) -> orm.Dict | ExitCode:
 @calcfunction
 def train_model(table: DescriptorTableData, parameters: orm.Dict) -> dict[str, orm.Data] | ExitCode:
     """Leave-one-material-out validation and the final model (``target``, ``feature_set``, ``model``,
-    ``seed``, ``max_iter``, optional ``temperature_window``/``family``; default: every temperature)."""
+    ``seed``, ``max_iter``, ``include_temperature``, ``descriptors``, optional ``temperature_window``/
+    ``family``; default: every record, all temperatures and stoichiometries, as the paper)."""
     p = parameters.get_dict()
     try:
         frame = _selected(table, p)
@@ -217,6 +262,8 @@ def train_model(table: DescriptorTableData, parameters: orm.Dict) -> dict[str, o
             model=p.get('model', 'mlp'),
             seed=int(p.get('seed', 0)),
             max_iter=int(p.get('max_iter', 2000)),
+            include_temperature=bool(p.get('include_temperature', False)),
+            columns=stats.columns_of(p.get('descriptors', 'paper')),
         )
     except stats.StudyError as exc:
         return _fail(exc)

@@ -3,12 +3,16 @@
 * Model: scikit-learn ``MLPRegressor`` with 6 hidden layers of 200, 500, 50, 150, 70 and 100 neurons,
   ReLU, Adam with a constant learning rate of 5e-4 and an L2 strength alpha = 0.05; or the kernel-ridge
   baseline (linear kernel, alpha = 1).
-* Inputs: every other descriptor ("anharmonic") or every other descriptor except the MD-derived ones
-  ("harmonic": the vibrational descriptors of the three ion groups, the Lindemann ratio, D and msd),
-  plus the temperature. The non-numeric descriptors — mobile species, stoichiometry, composition
-  (formula) and crystal system — are one-hot encoded; numeric inputs and the target are standardised
-  (the target's scaling is undone on prediction). When the target is D the msd is never an input (and
-  vice versa): msd at the end of the fit window is 6Dτ, the same measurement.
+* Inputs: every other descriptor of the paper's 54 ("anharmonic") or every other descriptor except the
+  AIMD vibrational ones ("harmonic": ⟨ω⟩, ⟨ω30⟩, E_vib, C_v, θ_D, F_vib and S_vib of every ion group;
+  γ, D and msd stay inputs), as in the paper: "excluding the AIMD-based vibrational descriptors". The
+  temperature is not an input (the paper's inputs are the descriptors) unless ``include_temperature``.
+  The non-numeric descriptors — mobile species, stoichiometry, composition (formula) and crystal
+  system — are one-hot encoded; numeric inputs and the target are standardised (the target's scaling
+  is undone on prediction). When the target is D the msd is never an input (and vice versa): msd at
+  the end of the fit window is 6Dτ, the same measurement.
+* Rows: every record given (the paper trains on all temperatures and stoichiometries, 174 samples),
+  not one row per material as the correlations.
 * Missing values: a numeric input missing in any row is left out of the inputs (listed in
   ``dropped_features``); rows without the target are left out. Nothing is imputed.
 * Validation: leave one material out (the paper's K-fold: "predict the output for one element using
@@ -19,13 +23,14 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..descriptors import BY_KEY, DESCRIPTORS
-from .stats import StudyError
+from ..descriptors import BY_KEY, VIBRATIONAL_KEYS
+from .stats import DESCRIPTOR_KEYS, StudyError
 
 #: The paper's network.
 MLP_HIDDEN_LAYERS = (200, 500, 50, 150, 70, 100)
@@ -47,8 +52,17 @@ def mape(true: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.mean(np.abs(true - predicted)) / scale)
 
 
-def feature_columns(table: pd.DataFrame, target: str, feature_set: str) -> tuple[list[str], list[str], dict]:
-    """(numeric inputs, categorical inputs, dropped inputs with reasons) for ``target``."""
+def feature_columns(
+    table: pd.DataFrame,
+    target: str,
+    feature_set: str,
+    include_temperature: bool = False,
+    columns: Sequence[str] | None = None,
+) -> tuple[list[str], list[str], dict]:
+    """(numeric inputs, categorical inputs, dropped inputs with reasons) for ``target``.
+
+    ``columns``: the descriptors to draw the inputs from (default the paper's 54, Table 1's order);
+    ``include_temperature`` adds ``temperature_K`` as the last numeric input."""
     if target not in BY_KEY:
         raise StudyError(f'unknown target {target!r}: give a descriptor key (D, omega_all, C_v_all, ...)')
     if not BY_KEY[target].numeric:
@@ -57,9 +71,10 @@ def feature_columns(table: pd.DataFrame, target: str, feature_set: str) -> tuple
         raise StudyError(f'unknown feature set {feature_set!r}: {" or ".join(FEATURE_SETS)}')
     excluded = {target, *SAME_MEASUREMENT.get(target, ())}
     if feature_set == 'harmonic':
-        excluded |= {d.key for d in DESCRIPTORS if d.source == 'md'}
+        excluded |= set(VIBRATIONAL_KEYS)
     numeric, dropped = [], {}
-    for d in DESCRIPTORS:
+    for key in columns or DESCRIPTOR_KEYS:
+        d = BY_KEY[key]
         if d.key in excluded or not d.numeric or d.key not in table.columns:
             continue
         values = pd.to_numeric(table[d.key], errors='coerce')
@@ -67,7 +82,8 @@ def feature_columns(table: pd.DataFrame, target: str, feature_set: str) -> tuple
             dropped[d.key] = f'missing in {int(values.isna().sum())} of {len(values)} rows'
         else:
             numeric.append(d.key)
-    numeric.append('temperature_K')
+    if include_temperature:
+        numeric.append('temperature_K')
     categorical = [c for c in CATEGORICAL if c in table.columns and c not in excluded]
     return numeric, categorical, dropped
 
@@ -122,8 +138,11 @@ def train_validate(
     model: str = 'mlp',
     seed: int = 0,
     max_iter: int = 2000,
+    include_temperature: bool = False,
+    columns: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Leave-one-material-out validation and a final model fitted on every row.
+    """Leave-one-material-out validation and a final model fitted on every row (every temperature and
+    stoichiometry given). ``include_temperature`` and ``columns``: see :func:`feature_columns`.
 
     Returns ``mape_test`` and ``mape_train`` (the paper's weighting), ``mape_test_pooled`` (eq 8 over
     all held-out predictions at once), ``predictions`` (a data frame: material, true, predicted on the
@@ -133,7 +152,7 @@ def train_validate(
     from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
 
-    numeric, categorical, dropped = feature_columns(table, target, feature_set)
+    numeric, categorical, dropped = feature_columns(table, target, feature_set, include_temperature, columns)
     y_all = pd.to_numeric(table[target], errors='coerce')
     rows = table[y_all.notna()]
     y = y_all[y_all.notna()].to_numpy(dtype=float)
@@ -164,6 +183,7 @@ def train_validate(
         'feature_set': feature_set,
         'model_type': model,
         'seed': seed,
+        'include_temperature': bool(include_temperature),
         'n_samples': n,
         'n_materials': len(unique),
         'mape_test': float(sum(k * m for k, m in test_terms) / n),

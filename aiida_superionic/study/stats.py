@@ -2,7 +2,14 @@
 
 Every function takes the table of :func:`aiida_superionic.study.table.table_from_records` (one row per
 material x temperature x stoichiometry; descriptor columns keyed by the registry) and returns plain
-numbers, arrays and data frames.
+numbers, arrays and data frames. The descriptor columns are the paper's 54 in Table 1's order
+(:data:`aiida_superionic.descriptors.PAPER_KEYS`) unless ``columns`` says otherwise.
+
+One row per material: the paper's T = 500 +- 100 K analyses (correlations, p-values, PCA, k-means)
+describe materials, and the 0 K descriptors of a material are the same in all its records, so several
+records of one material are not independent samples. :func:`analysis_rows` keeps one record per
+material (:func:`one_row_per_material`: the record nearest the reference temperature, 500 K; on a tie
+the stoichiometric one, then the lower temperature, then the smaller UUID), so n = number of materials.
 
 Missing values are never imputed:
 
@@ -25,15 +32,23 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..descriptors import DESCRIPTORS
+from ..descriptors import DESCRIPTORS, PAPER_KEYS
 
 #: Ordinal code of the crystal systems (Sym) in the correlations: the order of their holohedries.
 CRYSTAL_SYSTEMS = ('triclinic', 'monoclinic', 'orthorhombic', 'tetragonal', 'trigonal', 'hexagonal', 'cubic')
 
 _SYM_CODES = {name: i + 1.0 for i, name in enumerate(CRYSTAL_SYSTEMS)}
 
-#: Descriptor keys in Table 1's order.
-DESCRIPTOR_KEYS = tuple(d.key for d in DESCRIPTORS)
+#: The study's default columns: the paper's 54 descriptors in Table 1's order.
+DESCRIPTOR_KEYS = PAPER_KEYS
+#: Every registry column: the paper's 54, then the extras (``descriptors: all``).
+ALL_KEYS = tuple(d.key for d in DESCRIPTORS)
+#: The named column sets of the study's ``descriptors`` parameter.
+COLUMN_SETS = {'paper': DESCRIPTOR_KEYS, 'all': ALL_KEYS}
+#: The paper's number of k-means clusters (Fig. 5: "a subminimal number of 6 clusters").
+PAPER_K = 6
+#: The temperature of the paper's analyses (T = 500 +- 100 K), in K.
+REFERENCE_TEMPERATURE_K = 500.0
 
 
 class StudyError(ValueError):
@@ -76,6 +91,56 @@ def select(
     return table[mask]
 
 
+def one_row_per_material(table: pd.DataFrame, reference_K: float = REFERENCE_TEMPERATURE_K) -> pd.DataFrame:
+    """One record per material: the one nearest ``reference_K``; on a tie the stoichiometric one, then
+    the lower temperature, then the smaller UUID (so the choice never depends on PKs or row order).
+    The rows keep the table's order."""
+    if table.empty:
+        return table
+    keys = pd.DataFrame(
+        {
+            'material': table['material'].astype(str),
+            'distance': (table['temperature_K'] - float(reference_K)).abs(),
+            'vacancies': ~table['stoichiometric'].astype(bool),
+            'temperature': table['temperature_K'],
+            'uuid': table['uuid'].fillna('').astype(str),
+        },
+        index=table.index,
+    )
+    ranked = keys.sort_values(['material', 'distance', 'vacancies', 'temperature', 'uuid'], kind='mergesort')
+    chosen = set(ranked.drop_duplicates('material').index)
+    return table[[i in chosen for i in table.index]]
+
+
+def analysis_rows(
+    table: pd.DataFrame,
+    temperature_window: tuple[float, float] | None = (400.0, 600.0),
+    family: str | None = None,
+) -> pd.DataFrame:
+    """The rows of the paper's T = 500 +- 100 K analyses: :func:`select`, then
+    :func:`one_row_per_material` with the window's midpoint as the reference (500 K without a window)."""
+    rows = select(table, temperature_window, family)
+    if temperature_window is None:
+        reference = REFERENCE_TEMPERATURE_K
+    else:
+        reference = 0.5 * (float(temperature_window[0]) + float(temperature_window[1]))
+    return one_row_per_material(rows, reference)
+
+
+def columns_of(descriptors: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The descriptor columns of a named set (``paper``: the 54, ``all``: with the extras) or a list."""
+    if descriptors is None:
+        return DESCRIPTOR_KEYS
+    if isinstance(descriptors, str):
+        if descriptors not in COLUMN_SETS:
+            raise StudyError(f'unknown descriptor set {descriptors!r}: {" or ".join(COLUMN_SETS)}')
+        return COLUMN_SETS[descriptors]
+    unknown = [c for c in descriptors if c not in ALL_KEYS]
+    if unknown:
+        raise StudyError(f'unknown descriptors: {", ".join(unknown)}')
+    return tuple(descriptors)
+
+
 def _usable_columns(x: pd.DataFrame, min_pairs: int) -> tuple[list[str], dict[str, str]]:
     keep, dropped = [], {}
     for key in x.columns:
@@ -89,8 +154,15 @@ def _usable_columns(x: pd.DataFrame, min_pairs: int) -> tuple[list[str], dict[st
     return keep, dropped
 
 
-def correlation_matrices(table: pd.DataFrame, method: str = 'spearman', min_pairs: int = 3) -> dict[str, Any]:
+def correlation_matrices(
+    table: pd.DataFrame,
+    method: str = 'spearman',
+    min_pairs: int = 3,
+    columns: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Spearman (c_S) or Pearson (c_P) coefficients of every pair of descriptors with their p-values.
+
+    Every row counts as one sample: give one row per material (:func:`analysis_rows`).
 
     Returns ``coefficients``, ``p_values`` and ``n_pairs`` (square data frames over the kept
     descriptors; NaN where a pair has fewer than ``min_pairs`` common rows or one side is constant on
@@ -99,7 +171,7 @@ def correlation_matrices(table: pd.DataFrame, method: str = 'spearman', min_pair
     """
     if method not in ('spearman', 'pearson'):
         raise StudyError(f'unknown correlation method {method!r}: spearman or pearson')
-    x = numeric_descriptors(table)
+    x = numeric_descriptors(table, columns)
     keep, dropped = _usable_columns(x, min_pairs)
     if len(keep) < 2:
         raise StudyError(
@@ -154,6 +226,7 @@ def bootstrap_correlations(
     confidence: float = 0.95,
     seed: int = 0,
     min_pairs: int = 3,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Percentile bootstrap confidence intervals of the Spearman correlations of ``target`` with every
     descriptor, resampling *materials* with replacement (all rows of a drawn material enter together,
@@ -162,7 +235,7 @@ def bootstrap_correlations(
     Returns a data frame indexed by descriptor with ``c_S`` (on the table itself), ``low``, ``high``,
     ``n_valid`` (bootstrap samples in which the coefficient was defined) and ``n_materials``.
     """
-    x = numeric_descriptors(table)
+    x = numeric_descriptors(table, [*(columns or DESCRIPTOR_KEYS), target])
     if target not in x.columns or x[target].notna().sum() < min_pairs:
         raise StudyError(f'the target {target!r} has fewer than {min_pairs} known values')
     materials = table['material'].to_numpy()
@@ -213,12 +286,12 @@ def bootstrap_correlations(
 
 
 def complete_matrix(
-    table: pd.DataFrame, max_missing: float = 0.25, min_rows: int = 3
+    table: pd.DataFrame, max_missing: float = 0.25, min_rows: int = 3, columns: Sequence[str] | None = None
 ) -> tuple[pd.DataFrame, dict[str, str], list[Any]]:
     """The descriptor matrix for PCA/k-means: drop descriptors missing in more than ``max_missing`` of
     the rows or constant, then rows that still miss a value. Returns (matrix, dropped columns with
     reasons, dropped row labels)."""
-    x = numeric_descriptors(table)
+    x = numeric_descriptors(table, columns)
     dropped: dict[str, str] = {}
     for key in x.columns:
         missing = x[key].isna().mean()
@@ -238,7 +311,9 @@ def complete_matrix(
     return x, dropped, rows
 
 
-def pca_spearman(table: pd.DataFrame, max_missing: float = 0.25, min_rows: int = 3) -> dict[str, Any]:
+def pca_spearman(
+    table: pd.DataFrame, max_missing: float = 0.25, min_rows: int = 3, columns: Sequence[str] | None = None
+) -> dict[str, Any]:
     """PCA by diagonalising the Spearman correlation matrix (the paper's Fig. 4).
 
     The matrix is built on :func:`complete_matrix`'s rows and columns (so it is a true correlation
@@ -249,7 +324,7 @@ def pca_spearman(table: pd.DataFrame, max_missing: float = 0.25, min_rows: int =
     row projected on the PCs; Spearman's matrix is the covariance of these standardised ranks), and
     ``dropped_columns``/``dropped_rows``.
     """
-    x, dropped, rows = complete_matrix(table, max_missing, min_rows)
+    x, dropped, rows = complete_matrix(table, max_missing, min_rows, columns)
     ranks = x.rank(method='average')
     z = (ranks - ranks.mean()) / ranks.std(ddof=0)
     corr = np.corrcoef(z.to_numpy(), rowvar=False)
@@ -289,6 +364,39 @@ def kmeans_scan(points: np.ndarray, k_max: int = 8, seed: int = 0, n_init: int =
         if k >= 2:
             silhouette[k] = float(silhouette_score(points, km.labels_))
     return {'inertia': inertia, 'silhouette': silhouette}
+
+
+def choose_k(
+    n_rows: int, k: int | str | None = PAPER_K, silhouette: dict[int, float] | None = None
+) -> dict[str, Any]:
+    """The number of k-means clusters: ``k`` (default the paper's 6; ``None`` means 6 too) or, with
+    ``k='silhouette'``, the k of the best mean silhouette in ``silhouette`` (from :func:`kmeans_scan`).
+
+    With ``n_rows`` points the largest usable k is ``n_rows - 1``, the largest k whose clusters are not
+    all single points (the silhouette is defined only for 2 <= k <= n - 1). A larger k is reduced to it
+    and ``note`` says so. Returns ``k``, ``k_requested``, ``k_choice`` (how k was chosen) and ``note``.
+    """
+    if n_rows < 3:
+        raise StudyError(f'k-means needs at least 3 materials, the table has {n_rows}')
+    if k == 'silhouette':
+        if not silhouette:
+            raise StudyError('no silhouette scan to choose k from')
+        best = max(silhouette, key=lambda kk: silhouette[kk])
+        return {'k': int(best), 'k_requested': 'silhouette', 'k_choice': 'best silhouette', 'note': None}
+    if k is None:
+        k = PAPER_K
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise StudyError(f'k must be a positive integer or "silhouette", got {k!r}')
+    k = int(k)
+    how = "the paper's k = 6" if k == PAPER_K else 'given'
+    largest = n_rows - 1
+    if k > largest:
+        note = (
+            f'only {n_rows} materials: too few for k = {k} clusters; using k = {largest}, the largest '
+            f'possible (at most n - 1 = {largest} clusters that are not all single materials)'
+        )
+        return {'k': largest, 'k_requested': k, 'k_choice': f'{how}, reduced to {largest}', 'note': note}
+    return {'k': k, 'k_requested': k, 'k_choice': how, 'note': None}
 
 
 def kmeans_clusters(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..descriptors import DESCRIPTORS, UNITS
+from ..descriptors import DESCRIPTORS, UNITS, stored_value
 
 SCHEMA = 'superionic.record.v1'
 
@@ -37,6 +37,9 @@ def table_from_records(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """A table from record attribute dicts (each with ``values`` and the record metadata, plus ``uuid``
     and ``pk`` of the node when known).
 
+    Columns: the metadata, then the paper's 54 descriptors in Table 1's order, then the extras
+    (:data:`aiida_superionic.descriptors.DESCRIPTORS`). Values stored under an older key
+    (:data:`~aiida_superionic.descriptors.LEGACY_KEYS`, e.g. ``theta_D_all``) fill the current column.
     Numeric descriptors are floats with NaN where the record has no value (a step that did not run or
     that the engine cannot provide); the text descriptors (Stc, Sym) are strings or None. Rows are
     sorted by family, material, temperature, stoichiometry and UUID, so the same records always give
@@ -56,7 +59,7 @@ def table_from_records(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             'pk': rec.get('pk'),
         }
         for d in DESCRIPTORS:
-            value = values.get(d.key)
+            value = stored_value(values, d.key)  # records made before a key changed read too
             row[d.key] = (np.nan if value is None else float(value)) if d.numeric else value
         rows.append(row)
     columns = [*META_COLUMNS, *(d.key for d in DESCRIPTORS)]

@@ -12,21 +12,26 @@ from ..data import DescriptorTableData
 from ..engines.contract import deep_merge
 from . import functions
 from .ml import FEATURE_SETS, MODELS
+from .stats import COLUMN_SETS, PAPER_K
 
 #: Defaults of the study's parameters (every key can be overridden).
 DEFAULTS: dict[str, Any] = {
     'temperature_window': [400.0, 600.0],  # the paper's T = 500 +- 100 K, for correlations, PCA, k-means
+    'descriptors': 'paper',  # the columns: the paper's 54 ('paper') or with the extras ('all')
     'families': 'auto',  # per-family correlations: 'auto' = every mobile species with >= 3 materials
     'min_pairs': 3,
     'bootstrap': {'n_boot': 1000, 'confidence': 0.95},
     'max_missing': 0.25,  # PCA/k-means: drop descriptors missing in more rows than this
-    'kmeans': {'k_max': 8, 'k': None, 'components': [2, 3]},
+    # k: the paper's 6 clusters, or 'silhouette' for the k of the best silhouette; elbow and silhouette
+    # are scanned up to max(k_max, k)
+    'kmeans': {'k_max': 8, 'k': PAPER_K, 'components': [2, 3]},
     'ml': {
         'targets': ['D', 'omega_all', 'C_v_all'],
         'feature_sets': list(FEATURE_SETS),
         'models': list(MODELS),
         'max_iter': 2000,
         'temperature_window': None,  # the paper trains on every simulated temperature
+        'include_temperature': False,  # the paper's inputs are the descriptors, not T
     },
     'seed': 0,
 }
@@ -45,6 +50,13 @@ def study_parameters(overrides: dict[str, Any] | None) -> dict[str, Any]:
     window = p['temperature_window']
     if window is not None and (len(window) != 2 or float(window[0]) > float(window[1])):
         raise ValueError(f'temperature_window must be [low, high] in K, got {window}')
+    if p['descriptors'] not in COLUMN_SETS:
+        raise ValueError(f'descriptors must be one of {", ".join(COLUMN_SETS)}, got {p["descriptors"]!r}')
+    k = p['kmeans']['k']
+    if k is None:
+        p['kmeans'] = {**p['kmeans'], 'k': PAPER_K}
+    elif k != 'silhouette' and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ValueError(f'kmeans.k must be a positive integer or "silhouette", got {k!r}')
     for name, allowed in (('feature_sets', FEATURE_SETS), ('models', MODELS)):
         bad = set(p['ml'][name]) - set(allowed)
         if bad:
@@ -130,7 +142,8 @@ class StudyWorkChain(WorkChain):
         self.ctx.window_frame = inside
         self.report(
             f'table: {len(frame)} records of {frame.material.nunique()} materials; '
-            f'{len(inside)} in the temperature window {window} K'
+            f'{len(inside)} in the temperature window {window} K, of {inside.material.nunique()} materials '
+            '(one record per material for the correlations, PCA and k-means)'
         )
 
     def correlations(self):
@@ -147,6 +160,7 @@ class StudyWorkChain(WorkChain):
                     'temperature_window': p['temperature_window'],
                     'family': family,
                     'min_pairs': p['min_pairs'],
+                    'descriptors': p['descriptors'],
                 }
                 out = self._call(
                     f'correlations.{name}', functions.correlate, self.ctx.table, orm.Dict(params)
@@ -160,6 +174,7 @@ class StudyWorkChain(WorkChain):
             'target': 'D',
             'seed': p['seed'],
             'temperature_window': p['temperature_window'],
+            'descriptors': p['descriptors'],
         }
         out = self._call('bootstrap', functions.bootstrap, self.ctx.table, orm.Dict(params))
         if out is not None:
@@ -168,7 +183,11 @@ class StudyWorkChain(WorkChain):
 
     def principal_components(self):
         p = self._p()
-        params = {'temperature_window': p['temperature_window'], 'max_missing': p['max_missing']}
+        params = {
+            'temperature_window': p['temperature_window'],
+            'max_missing': p['max_missing'],
+            'descriptors': p['descriptors'],
+        }
         out = self._call('pca', functions.principal_components, self.ctx.table, orm.Dict(params))
         if out is None:
             return
@@ -187,6 +206,8 @@ class StudyWorkChain(WorkChain):
             if res is not None:
                 self.out(f'kmeans.pc{n}', res)
                 self.report(f'k-means in PC1-PC{n}: k = {res["k"]} ({res["k_choice"]})')
+                if res['note']:
+                    self.report(f'k-means in PC1-PC{n}: {res["note"]}')
 
     def machine_learning(self):
         p = self._p()
@@ -201,6 +222,8 @@ class StudyWorkChain(WorkChain):
                 'seed': p['seed'],
                 'max_iter': mlp['max_iter'],
                 'temperature_window': mlp['temperature_window'],
+                'include_temperature': mlp['include_temperature'],
+                'descriptors': p['descriptors'],
             }
             out = self._call(f'ml.{name}', functions.train_model, self.ctx.table, orm.Dict(params))
             if out is None:

@@ -67,7 +67,7 @@ def test_cubic_vrh_moduli_match_analytic_formulas(copper):
     bulk, shear = cubic_vrh(CU_C11, CU_C12, CU_C44)
     assert out['bulk_modulus_GPa'] == pytest.approx(bulk, rel=1e-10)
     assert out['shear_modulus_GPa'] == pytest.approx(shear, rel=1e-10)
-    assert out['pugh_ratio'] == pytest.approx(bulk / shear, rel=1e-10)
+    assert out['pugh_ratio'] == pytest.approx(shear / bulk, rel=1e-10)  # Pugh's kappa = G/B
 
 
 def test_cu_bulk_modulus_and_poisson_ratio_match_textbook(copper):
@@ -121,6 +121,36 @@ def test_vickers_hardness_chen_model_for_diamond(copper):
     k = shear / bulk
     assert out['vickers_hardness_GPa'] == pytest.approx(2 * (k**2 * shear) ** 0.585 - 3, rel=1e-10)
     assert out['vickers_hardness_GPa'] == pytest.approx(96.0, abs=3.0)
+
+
+def test_pugh_ratio_is_g_over_b_as_pymatgen_computes_it(li3n):
+    """kappa = G_VRH/K_VRH of pymatgen's ElasticTensor on the same (anisotropic) tensor."""
+    from pymatgen.analysis.elasticity import ElasticTensor
+
+    ref = ElasticTensor.from_voigt(ORTHO)
+    out = elastic_descriptors(ORTHO, li3n)
+    assert out['pugh_ratio'] == pytest.approx(ref.g_vrh / ref.k_vrh, rel=1e-12)
+    assert out['pugh_ratio'] < 1  # G < K for this tensor: K/G would be above 1
+
+
+def test_pugh_ratio_falls_where_poisson_and_velocity_ratios_rise(copper):
+    """The paper's signs (Li-based SSEs: c_S(D, nu) = +55 %, c_S(D, v_r) = +56 %, c_S(D, kappa) = -56 %)
+    need kappa to be anti-monotonic in nu and v_r: over isotropic solids with K/G from 0.9 to 10,
+    Spearman(kappa, nu) = Spearman(kappa, v_r) = -1."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(7)
+    bulk = rng.uniform(20.0, 200.0, 12)
+    shear = bulk / rng.uniform(0.9, 10.0, 12)
+    rows = [elastic_descriptors(isotropic_voigt(k, g), copper) for k, g in zip(bulk, shear, strict=True)]
+    kappa = [r['pugh_ratio'] for r in rows]
+    np.testing.assert_allclose(kappa, shear / bulk, rtol=1e-10)
+    assert spearmanr(kappa, [r['poisson_ratio'] for r in rows]).statistic == pytest.approx(-1.0)
+    assert spearmanr(kappa, [r['velocity_ratio'] for r in rows]).statistic == pytest.approx(-1.0)
+    # the Vickers model keeps k = G/K = kappa: H_V = 2 (kappa^2 G)^0.585 - 3
+    for r in rows:
+        expected = 2 * (r['pugh_ratio'] ** 2 * r['shear_modulus_GPa']) ** 0.585 - 3
+        assert r['vickers_hardness_GPa'] == pytest.approx(expected, rel=1e-10)
 
 
 def test_cauchy_pressure_cubic(copper):

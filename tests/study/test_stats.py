@@ -162,7 +162,8 @@ def test_kernel_ridge_lomo_matches_sklearn_cross_val_predict(rng):
     table = table_from_records(planted_records(rng, n_per_family=5, temperatures=(400.0, 600.0)))
     res = ml.train_validate(table, target='C_v_all', feature_set='harmonic', model='kernel_ridge')
     num, cat = res['numeric_features'], res['categorical_features']
-    assert 'temperature_K' in num and 'omega_all' not in num and 'D' not in num  # harmonic: no MD inputs
+    assert 'temperature_K' not in num and 'omega_all' not in num  # harmonic: no AIMD vibrational inputs
+    assert {'D', 'msd', 'gamma'} <= set(num)  # but D, msd and the Lindemann ratio stay
     assert cat == ['family', 'Stc', 'formula', 'Sym']
     x = table[num + cat].copy()
     ref_model = TransformedTargetRegressor(
@@ -188,7 +189,14 @@ def test_kernel_ridge_lomo_matches_sklearn_cross_val_predict(rng):
 
 def test_mlp_learns_a_planted_relation_and_is_reproducible(rng):
     table = table_from_records(planted_records(rng, n_per_family=6, temperatures=(400.0, 800.0)))
-    kwargs = {'target': 'C_v_all', 'feature_set': 'anharmonic', 'model': 'mlp', 'seed': 2, 'max_iter': 300}
+    kwargs = {
+        'target': 'C_v_all',
+        'feature_set': 'anharmonic',
+        'model': 'mlp',
+        'seed': 2,
+        'max_iter': 300,
+        'include_temperature': True,  # the planted C_v is a function of T
+    }
     res = ml.train_validate(table, **kwargs)
     y = table['C_v_all'].to_numpy()
     groups = table['material'].to_numpy()
@@ -214,3 +222,126 @@ def test_select_by_window_and_family(rng):
     sel = stats.select(table, (400, 600), 'Li')
     assert set(sel['temperature_K']) == {500.0} and set(sel['family']) == {'Li'} and len(sel) == 2
     assert isinstance(sel, pd.DataFrame)
+
+
+# The AIMD vibrational descriptors of the paper (Table 1 and the text: six of them for all, nd and d
+# ions, theta_d for all ions): what the "harmonic" ML inputs leave out, and nothing else.
+PAPER_VIBRATIONAL = [
+    *(
+        f'{k}_{g}'
+        for k in ('omega', 'omega_30', 'E_vib', 'C_v', 'F_vib', 'S_vib')
+        for g in ('all', 'nd', 'd')
+    ),
+    'theta_D',
+]
+
+
+def test_ml_feature_columns_of_each_set(rng):
+    from aiida_superionic.descriptors import BY_KEY, PAPER_KEYS
+
+    table = table_from_records(planted_records(rng, n_per_family=3, temperatures=(400.0, 600.0)))
+    numeric_paper = [k for k in PAPER_KEYS if BY_KEY[k].numeric]
+    num, cat, dropped = ml.feature_columns(table, 'D', 'anharmonic')
+    assert num == [k for k in numeric_paper if k not in ('D', 'msd')]  # no T, no extras (theta_D_nd/_d)
+    assert cat == ['family', 'Stc', 'formula', 'Sym'] and dropped == {}
+    num, _, _ = ml.feature_columns(table, 'D', 'harmonic')
+    assert num == [k for k in numeric_paper if k not in ('D', 'msd', *PAPER_VIBRATIONAL)]
+    assert {'gamma', 'Gamma'} <= set(num)
+    num, _, _ = ml.feature_columns(table, 'C_v_all', 'harmonic')
+    assert num == [k for k in numeric_paper if k not in PAPER_VIBRATIONAL]  # D, msd and gamma stay
+    # the temperature only on request, as the last input
+    num, _, _ = ml.feature_columns(table, 'C_v_all', 'harmonic', include_temperature=True)
+    assert num[-1] == 'temperature_K' and num[:-1] == [k for k in numeric_paper if k not in PAPER_VIBRATIONAL]
+    res = ml.train_validate(table, target='C_v_all', feature_set='anharmonic', model='kernel_ridge')
+    assert 'temperature_K' not in res['numeric_features'] and res['include_temperature'] is False
+    assert res['n_samples'] == len(table) == 12  # the ML keeps every record: 6 materials x 2 temperatures
+
+
+def _nearest_500_per_material(records: list[dict]) -> list[dict]:
+    """The documented rule, written out on the record dicts: nearest 500 K, then stoichiometric, then
+    the lower temperature, then the smaller UUID."""
+    chosen = {}
+    for rec in records:
+        key = (
+            abs(rec['temperature_K'] - 500.0),
+            not rec['stoichiometric'],
+            rec['temperature_K'],
+            rec['uuid'],
+        )
+        best = chosen.get(rec['material'])
+        if best is None or key < best[0]:
+            chosen[rec['material']] = (key, rec)
+    return [rec for _, rec in chosen.values()]
+
+
+def test_one_row_per_material_p_values_are_scipys_on_the_deduplicated_table(rng):
+    records = planted_records(
+        rng, n_per_family=5, temperatures=(400.0, 500.0, 600.0), stoichiometries=(True, False)
+    )
+    for i, rec in enumerate(records):
+        rec['uuid'] = f'{i:04d}'
+        # a second, independent T dependence of a 0 K-looking column, so the chosen record matters
+        rec['values']['G'] += 0.01 * rec['temperature_K'] * (1 if rec['stoichiometric'] else -1)
+    # take out records so every branch of the rule is used: no stoichiometric 500 K record (-> the
+    # 500 K vacancy record), no 500 K record at all (-> 400 K, the lower of the nearest), only vacancies
+    drop = {
+        ('Li00X', 500.0, True),
+        ('Li01X', 500.0, True),
+        ('Li01X', 500.0, False),
+        ('Na00X', 400.0, True),
+        ('Na00X', 500.0, True),
+        ('Na00X', 600.0, True),
+    }
+    records = [r for r in records if (r['material'], r['temperature_K'], r['stoichiometric']) not in drop]
+    table = table_from_records(records)
+    assert len(stats.select(table, (400, 600))) == len(records) == 60 - 6
+
+    rows = stats.analysis_rows(table, (400.0, 600.0))
+    assert len(rows) == rows['material'].nunique() == 10  # n = number of materials
+    expected = table_from_records(_nearest_500_per_material(records))
+    assert sorted(rows['uuid']) == sorted(expected['uuid'])
+    picked = dict(
+        zip(rows['material'], zip(rows['temperature_K'], rows['stoichiometric'], strict=True), strict=True)
+    )
+    assert picked['Li00X'] == (500.0, False) and picked['Li01X'] == (400.0, True)
+    assert picked['Na00X'] == (500.0, False) and picked['Na01X'] == (500.0, True)
+
+    res = stats.correlation_matrices(rows, 'spearman')
+    for a, b in (('D', 'omega_all'), ('D', 'G'), ('G', 'B'), ('D', 'Stc')):
+        x = stats.numeric_descriptors(expected, [a, b])
+        ref = sps.spearmanr(x[a], x[b])
+        assert res['coefficients'].loc[a, b] == pytest.approx(ref.statistic, rel=1e-12)
+        assert res['p_values'].loc[a, b] == pytest.approx(ref.pvalue, rel=1e-10)
+        assert res['n_pairs'].loc[a, b] == 10
+    pca = stats.pca_spearman(rows)
+    assert len(pca['projections']) == 10
+
+
+def test_the_study_uses_the_papers_54_columns_by_default(rng):
+    from aiida_superionic.descriptors import PAPER_KEYS
+
+    table = table_from_records(planted_records(rng, n_per_family=6))
+    assert {'theta_D_nd', 'theta_D_d'} <= set(table.columns)  # the extras are in the table
+    res = stats.correlation_matrices(table)
+    kept = list(res['coefficients'].index)
+    assert kept == [k for k in PAPER_KEYS if k not in res['dropped']]  # Table 1's order
+    assert set(kept) | set(res['dropped']) == set(PAPER_KEYS)
+    pca = stats.pca_spearman(table)
+    assert set(pca['loadings'].index) | set(pca['dropped_columns']) == set(PAPER_KEYS)
+    boot = stats.bootstrap_correlations(table, n_boot=20)
+    assert set(boot.index) <= set(PAPER_KEYS) - {'D'}
+    every = stats.correlation_matrices(table, columns=stats.columns_of('all'))
+    assert {'theta_D_nd', 'theta_D_d'} <= set(every['coefficients'].index)  # on request
+
+
+def test_kmeans_uses_the_papers_six_clusters_or_the_largest_possible(planted):
+    choice = stats.choose_k(20)
+    assert choice['k'] == 6 and choice['note'] is None
+    assert stats.choose_k(7)['k'] == 6  # 7 materials: 6 clusters are possible
+    few = stats.choose_k(5)
+    assert few['k'] == 4 and few['k_requested'] == 6 and 'only 5 materials' in few['note']
+    assert stats.choose_k(20, 'silhouette', {2: 0.8, 3: 0.5})['k'] == 2
+    with pytest.raises(stats.StudyError, match='at least 3 materials'):
+        stats.choose_k(2)
+    with pytest.raises(stats.StudyError, match='positive integer'):
+        stats.choose_k(20, 0)

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from aiida_superionic.cli import cmd_root
 from aiida_superionic.data import DescriptorTableData
-from aiida_superionic.study import descriptor_table, stats, table_from_records
+from aiida_superionic.descriptors import EXTRA_KEYS, PAPER_KEYS
+from aiida_superionic.study import descriptor_table, functions, stats, table_from_records
 from aiida_superionic.study.workchain import StudyWorkChain
 from tests.study.planted import planted_records
 
@@ -86,14 +87,23 @@ def test_study_workchain_provenance_and_results(planted_group):
     frame = stats.select(table.to_dataframe(), (400, 600))
     ref = stats.correlation_matrices(frame, 'spearman')['coefficients']
     assert corr['D_row']['omega_all']['c'] == pytest.approx(ref.loc['D', 'omega_all']) == pytest.approx(1.0)
-    assert outputs['kmeans']['pc2']['k'] == 2  # the planted families
-    assert sorted(outputs['kmeans']['pc2']['composition'].values(), key=str) == [{'Li': 6}, {'Na': 6}]
+    # k-means: the paper's 6 clusters by default; elbow and silhouette reported, and the silhouette
+    # finds the 2 planted families
+    km = outputs['kmeans']['pc2']
+    assert km['k'] == 6 and km['k_requested'] == 6 and km['note'] is None and km['n_points'] == 12
+    assert km['k_best_silhouette'] == 2
+    assert set(km['inertia']) == {str(k) for k in range(1, 7)} and set(km['silhouette']) == {
+        str(k) for k in range(2, 7)
+    }
+    assert all(len(c) == 1 for c in km['composition'].values())  # no cluster mixes the two families
+    assert sum(n for c in km['composition'].values() for n in c.values()) == 12
     # one family alone has 6 materials: a per-family correlogram for each
     assert {'Li_spearman', 'Na_pearson'} <= set(outputs['correlations'])
     # ML trains on every temperature (the paper's 174 samples span all of them)
     metrics = outputs['ml']['C_v_all_anharmonic_kernel_ridge']
     assert metrics['n_samples'] == 24 and metrics['n_materials'] == 12
-    assert metrics['mape_test'] < 0.05  # C_v = 2 + 0.1 omega + 0.002 T is linear in the inputs
+    assert 'temperature_K' not in metrics['numeric_features']  # the paper's inputs: descriptors only
+    assert 'theta_D_nd' not in metrics['numeric_features']  # the paper's 54, not the extras
     assert outputs['models']['C_v_all_anharmonic_mlp'].base.attributes.get('target') == 'C_v_all'
     boot = outputs['bootstrap']['intervals']['omega_all']
     assert boot['low'] <= 1.0 <= boot['high'] + 1e-12
@@ -140,13 +150,19 @@ def test_cli_table_study_predict(planted_group, tmp_path):
     assert len(csv) == 12 and 'D [cm^2/s]' in csv.columns
     res = runner.invoke(cmd_root, ['table', '--group', 'planted', '--all-temperatures'])
     assert res.exit_code == 0 and '24 records of 12 materials' in res.output
-    assert res.output.count(' 56/56') == 24  # every descriptor of the planted records is known
+    assert res.output.count(' 54/54') == 24  # every one of the paper's 54 descriptors is known
+    res = runner.invoke(cmd_root, ['table', '--group', 'planted', '--full'])
+    header = res.output.splitlines()[0].split()
+    assert res.exit_code == 0 and header[6:-1] == list(PAPER_KEYS) and 'theta_D_nd' not in header
+    res = runner.invoke(cmd_root, ['table', '--group', 'planted', '--full', '--extras'])
+    assert res.output.splitlines()[0].split()[-3:] == ['theta_D_nd', 'theta_D_d', 'descriptors']
     out = tmp_path / 'study'
     args = ['study', '--group', 'planted', '--out', str(out), '--n-boot', '100', '--target', 'C_v_all']
     params = '{"ml": {"models": ["kernel_ridge"]}, "kmeans": {"k_max": 4}}'
-    res = runner.invoke(cmd_root, [*args, '--parameters', params])
+    flags = ['--k-silhouette', '--ml-temperature']  # the planted C_v depends on T
+    res = runner.invoke(cmd_root, [*args, *flags, '--parameters', params])
     assert res.exit_code == 0, res.output
-    assert 'k-means pc2: k = 2' in res.output
+    assert 'k-means pc2: k = 2 (best silhouette)' in res.output
     pngs = {p.name for p in out.glob('*.png')}
     assert {
         'correlogram_all_spearman.png',
@@ -167,6 +183,7 @@ def test_cli_table_study_predict(planted_group, tmp_path):
         .first()[0]
     )
     model = study.outputs.models['C_v_all_anharmonic_kernel_ridge']
+    assert study.outputs.ml['C_v_all_anharmonic_kernel_ridge']['numeric_features'][-1] == 'temperature_K'
     record = planted_group[0]
     res = runner.invoke(cmd_root, ['predict', str(model.pk), str(record.pk)])
     assert res.exit_code == 0, res.output
@@ -196,6 +213,11 @@ def test_cli_table_study_predict(planted_group, tmp_path):
             'unknown ml.models: forest',
         ),
         (['study', '--out', '{out}', '--parameters', '[1]'], '--parameters must be a JSON object'),
+        (['study', '--out', '{out}', '--k', '3', '--k-silhouette'], 'give --k or --k-silhouette, not both'),
+        (
+            ['study', '--out', '{out}', '--parameters', '{"kmeans": {"k": "elbow"}}'],
+            'kmeans.k must be a positive integer or "silhouette"',
+        ),
         (['study', '--out', '{file}'], 'is a file'),
         (['predict', '999999', '1'], 'no node with PK/UUID 999999'),
     ],
@@ -209,3 +231,66 @@ def test_cli_bad_input_one_line_no_nodes(planted_group, tmp_path, args, message)
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('Error: ') and message in lines[0], res.output
     assert _count_nodes() == before
+
+
+def test_correlations_and_pca_take_one_record_per_material(tmp_path):
+    """Four records per material in 400-600 K (two temperatures x stoichiometric/vacancies): the
+    correlations count each material once, and their p-values are scipy's on the record nearest
+    500 K (stoichiometric first), picked here independently."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(21)
+    records = planted_records(rng, n_per_family=5, temperatures=(450.0, 550.0), stoichiometries=(True, False))
+    for rec in records:  # make the records of a material differ beyond D
+        rec['values']['G'] += 0.02 * rec['temperature_K'] * (1 if rec['stoichiometric'] else -1)
+    nodes = _store(records, 'planted-dup')
+    table = functions.tabulate(**{f'r{n.pk}': n for n in nodes})
+    params = {'method': 'spearman', 'temperature_window': [400.0, 600.0]}
+    out = functions.correlate(table, orm.Dict(params))
+    summary = out['summary']
+    assert summary['n_rows'] == summary['n_materials'] == 10  # not 40 records
+    assert len(summary['row_uuids']) == 10
+    # the same rows chosen here: 450 and 550 K are equally near 500 K -> stoichiometric -> 450 K
+    chosen = [n for n in nodes if n['stoichiometric'] and n['temperature_K'] == 450.0]
+    assert sorted(summary['row_uuids']) == sorted(n.uuid for n in chosen)
+    for key in ('omega_all', 'G', 'B'):
+        ref = sps.spearmanr([n['values']['D'] for n in chosen], [n['values'][key] for n in chosen])
+        assert summary['D_row'][key]['c'] == pytest.approx(ref.statistic, rel=1e-12)
+        assert summary['D_row'][key]['p'] == pytest.approx(ref.pvalue, rel=1e-10)
+        assert summary['D_row'][key]['n'] == 10
+    pca = functions.principal_components(table, orm.Dict({'temperature_window': [400.0, 600.0]}))
+    assert pca['summary']['n_rows'] == pca['summary']['n_materials'] == 10
+    # k-means on 10 materials: the paper's k = 6
+    km = functions.cluster(pca['arrays'], orm.Dict({'n_components': 2}))
+    assert km['k'] == 6 and len(km['labels']) == 10
+    # the ML keeps every record (all temperatures and stoichiometries, as the paper's 174 samples)
+    ml_params = {'target': 'C_v_all', 'model': 'kernel_ridge', 'feature_set': 'harmonic'}
+    assert functions.train_model(table, orm.Dict(ml_params))['metrics']['n_samples'] == 40
+
+
+def test_kmeans_with_too_few_materials_says_so_and_uses_the_largest_k():
+    pca = orm.ArrayData()
+    pca.set_array('projections', np.random.default_rng(2).normal(size=(5, 3)))
+    pca.base.attributes.set('row_families', ['Li', 'Li', 'Na', 'Na', 'Cu'])
+    pca.base.attributes.set('row_uuids', [f'u{i}' for i in range(5)])
+    res = functions.cluster(pca, orm.Dict({'n_components': 2}))
+    assert res['k'] == 4 and res['k_requested'] == 6
+    assert 'only 5 materials' in res['note'] and 'k = 4' in res['note']
+    assert len(set(res['labels'])) == 4
+
+
+def test_show_prints_the_54_in_table_1_order_then_the_extras_and_reads_old_records(rng):
+    record = planted_records(rng, families={'K': 0.0}, n_per_family=1)[0]
+    record['material'] = 'old-record'
+    record['values']['theta_D_all'] = 345.6  # stored before theta_D became one descriptor
+    del record['values']['theta_D']
+    _store([record])
+    res = CliRunner().invoke(cmd_root, ['show', 'old-record'])
+    assert res.exit_code == 0, res.output
+    rows = [line.split() for line in res.output.splitlines()[4:]]
+    keys = [r[0] for r in rows if r[0] != '--']
+    assert keys == [*PAPER_KEYS, *EXTRA_KEYS]
+    headings = [' '.join(r[1:]) for r in rows if r[0] == '--']
+    assert headings == ['M-E', 'D-V', 'S-C', "extras (not among the paper's 54)"]
+    theta = next(r for r in rows if r[0] == 'theta_D')
+    assert theta[-1] == '345.6'

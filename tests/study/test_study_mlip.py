@@ -12,7 +12,7 @@ from aiida.engine import run_get_node
 from ase.build import bulk
 from scipy import stats as sps
 
-from aiida_superionic.study import descriptor_table
+from aiida_superionic.study import descriptor_table, stats
 from aiida_superionic.study.figures import render
 from aiida_superionic.study.workchain import StudyWorkChain
 from aiida_superionic.workflows.material import MaterialWorkChain
@@ -58,19 +58,24 @@ def test_study_on_real_mlip_records(mlip_records, tmp_path):
     }
     outputs, node = run_get_node(StudyWorkChain, records=records, parameters=orm.Dict(params))
     assert node.is_finished_ok, node.exit_message
-    corr = outputs['correlations']['all_spearman']
+    # two materials: the correlations, PCA and k-means take one record per material, too few for them
+    skipped = node.base.extras.get('skipped')
+    for name in ('correlations.all_spearman', 'bootstrap', 'pca'):
+        assert 'only 2 materials' in skipped[name], skipped
+    # the statistics on the 8 records themselves: the D row is scipy's Spearman on the engine numbers
+    corr = stats.correlation_matrices(table, 'spearman')
     assert corr['n_rows'] == 8 and corr['dropped']['E_g'] == '0 known values (< 3)'
-    # the D row is scipy's Spearman on the same engine numbers
     both = table[['D', 'omega_all']].dropna()
     ref = sps.spearmanr(both['D'], both['omega_all'])
-    assert corr['D_row']['omega_all']['c'] == pytest.approx(ref.statistic)
-    assert corr['D_row']['omega_all']['p'] == pytest.approx(ref.pvalue)
-    pca = outputs['pca']
-    assert 'E_g' in pca['dropped_columns'] and 0 < pca['explained_first_three'] <= 1
-    assert sum(pca['explained']) == pytest.approx(1.0)
+    assert corr['coefficients'].loc['D', 'omega_all'] == pytest.approx(ref.statistic)
+    assert corr['p_values'].loc['D', 'omega_all'] == pytest.approx(ref.pvalue)
+    pca = stats.pca_spearman(table)
+    assert 'E_g' in pca['dropped_columns'] and 0 < pca['explained'].iloc[:3].sum() <= 1
+    assert pca['explained'].sum() == pytest.approx(1.0)
+    # the ML trains on every record, as the paper
     metrics = outputs['ml']['C_v_all_anharmonic_kernel_ridge']
     assert metrics['n_materials'] == 2 and metrics['n_samples'] == 8
     assert np.isfinite(metrics['mape_test'])
     report = render(node, tmp_path)
     assert (tmp_path / 'material_Li3N.png').stat().st_size > 10_000  # MSD, VDOS and Arrhenius drawn
-    assert report.read_text().count('data:image/png') >= 6
+    assert report.read_text().count('data:image/png') >= 4  # parity plots and the two materials

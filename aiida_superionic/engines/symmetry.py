@@ -23,10 +23,11 @@ def standard_primitive(cell, scaled_positions, numbers, symprec: float = SYMPREC
     """spglib's standardized primitive cell of a crystal (idealized, in the standard orientation).
 
     Returns ``{'cell' (3x3, Å, rows = lattice vectors), 'scaled_positions' (n x 3), 'numbers' (n,),
-    'spacegroup' ('Fm-3m (225)'), 'n_input', 'symprec'}``. The same crystal given as any cell (primitive,
-    conventional, a supercell, rotated, with its atoms in another order) gives the same cell here, which is
-    what makes a Γ step independent of the cell the user gave. Raises ``ValueError`` when spglib finds no
-    cell (e.g. overlapping atoms).
+    'spacegroup' ('Fm-3m (225)'), 'n_input', 'symprec'}``, atoms sorted by atomic number. The same crystal
+    given as any cell (primitive, conventional, a supercell, rotated, with its atoms in another order) gives
+    the same lattice vectors here, in the same orientation, and the same atoms up to spglib's choice among
+    equivalent origins, which is what makes a Γ step independent of the cell the user gave. Raises ``ValueError`` for a malformed
+    crystal or when spglib finds no cell.
     """
     import spglib
 
@@ -41,8 +42,10 @@ def standard_primitive(cell, scaled_positions, numbers, symprec: float = SYMPREC
     standardized = spglib.standardize_cell(spg_cell, to_primitive=True, no_idealize=False, symprec=symprec)
     dataset = spglib.get_symmetry_dataset(spg_cell, symprec=symprec)
     if standardized is None or dataset is None:
-        raise ValueError(f'spglib found no symmetry at symprec = {symprec} Å (overlapping atoms?)')
+        raise ValueError(f'spglib found no symmetry at symprec = {symprec} Å ')
     lattice, positions, prim_numbers = standardized
+    order = np.argsort(prim_numbers, kind='stable')  # atoms by element, whatever order the input had
+    positions, prim_numbers = np.asarray(positions)[order], np.asarray(prim_numbers)[order]
     positions = np.mod(np.asarray(positions, dtype=float), 1.0)
     positions[np.isclose(positions, 1.0, atol=1e-12)] = 0.0
     if len(numbers) % len(prim_numbers):

@@ -24,6 +24,7 @@ pytest.importorskip('phonopy')
 
 import ase.io
 from ase.build import bulk
+from ase.data import atomic_masses, atomic_numbers
 from ase.spacegroup import crystal
 
 from aiida_superionic.engines.mlip import runner
@@ -243,19 +244,25 @@ def test_phonon_gamma_lif(tmp_path, relaxed_lif):
     assert (tmp_path / 'phonopy_params.yaml').is_file()
 
     fc = np.load(tmp_path / 'force_constants.npy')
-    n_prim = len(relaxed_lif)
-    masses = relaxed_lif.get_masses()
+    # the runner works on spglib's primitive cell of the input, and says which
+    assert results['n_atoms_primitive'] == len(relaxed_lif) == 2
+    assert results['spacegroup'] == 'Fm-3m (225)'
+    assert sorted(results['primitive_symbols']) == ['F', 'Li']
+    cell = np.asarray(results['primitive_cell_A'])
+    assert abs(np.linalg.det(cell)) == pytest.approx(relaxed_lif.get_volume(), rel=1e-6)
+    n_prim = results['n_atoms_primitive']
+    masses = np.array([atomic_masses[atomic_numbers[s]] for s in results['primitive_symbols']])
     smat = np.asarray(results['supercell_matrix'])
     assert fc.shape == (8 * n_prim, 8 * n_prim, 3, 3)
 
     # 1) phonopy run directly on the saved force constants
     unit = PhonopyAtoms(
-        symbols=relaxed_lif.get_chemical_symbols(),
-        cell=np.asarray(relaxed_lif.cell),
-        scaled_positions=relaxed_lif.get_scaled_positions(),
+        symbols=results['primitive_symbols'],
+        cell=cell,
+        scaled_positions=np.asarray(results['primitive_scaled_positions']),
         masses=masses,
     )
-    phonon = Phonopy(unit, supercell_matrix=smat, primitive_matrix=None)
+    phonon = Phonopy(unit, supercell_matrix=smat, primitive_matrix='P')
     phonon.force_constants = fc
     qpoints = phonon.run_qpoints([[0, 0, 0]])
     gamma = qpoints.frequencies[0] if qpoints is not None else phonon.get_qpoints_dict()['frequencies'][0]
@@ -281,6 +288,68 @@ def test_phonon_auto_supercell():
     atoms = lif_primitive(4.08)
     assert runner._auto_supercell(atoms, 6.0) == [3, 3, 3]  # |a_i| = 2.885 Å
     assert runner._auto_supercell(atoms, 5.7) == [2, 2, 2]
+
+
+def _rotated_shuffled(atoms, seed: int = 5):
+    """The same crystal with its atoms in another order and the whole cell rotated."""
+    out = atoms[np.random.default_rng(seed).permutation(len(atoms))]
+    out.rotate(37, (1, 2, 3), rotate_cell=True)
+    return out
+
+
+@pytest.mark.parametrize(
+    ('formula', 'structure', 'a'), [('NaCl', 'rocksalt', 5.64), ('CuI', 'zincblende', 6.05)]
+)
+def test_phonon_gamma_does_not_depend_on_the_input_cell(tmp_path, formula, structure, a):
+    """Γ is a property of the crystal: its primitive, conventional and a rotated, reordered conventional cell
+    give the same Γ frequencies. (When the runner built the supercell and displacements on the input cell,
+    NaCl gave 13.28 meV from the primitive and 14.50 meV from the conventional cell, CuI 17.95 / 17.58.)"""
+    primitive = bulk(formula, structure, a=a)
+    conventional = bulk(formula, structure, a=a, cubic=True)
+    cells = {'primitive': primitive, 'conventional': conventional, 'rotated': _rotated_shuffled(conventional)}
+    results = {name: run_task(tmp_path / name, cell, 'phonon_gamma') for name, cell in cells.items()}
+    assert all(r['status'] == 'ok' for r in results.values()), results
+    reference = results['primitive']
+    for name in ('conventional', 'rotated'):
+        r = results[name]
+        assert r['gamma_mode_meV'] == pytest.approx(reference['gamma_mode_meV'], abs=0.2), name
+        np.testing.assert_allclose(r['frequencies_meV'], reference['frequencies_meV'], atol=0.2, err_msg=name)
+        assert r['n_atoms_supercell'] == reference['n_atoms_supercell']
+    for name, r in results.items():
+        assert r['n_atoms_input'] == len(cells[name])
+        assert r['n_atoms_primitive'] == 2 and len(r['frequencies_meV']) == 6
+        # the primitive cell of an fcc lattice holds a quarter of the conventional cube
+        assert abs(np.linalg.det(r['primitive_cell_A'])) == pytest.approx(a**3 / 4, rel=1e-9)
+        assert np.abs(r['acoustic_meV']).max() < 0.5
+
+
+def test_phonon_gamma_harmonic_limit_does_not_depend_on_the_supercell(tmp_path):
+    """In the harmonic limit, Γ of the primitive cell does not depend on the supercell (the forces of a
+    periodic displacement already sum all images), and for a two-atom cell the optical mode is
+    ω² = k (1/m1 + 1/m2), k = -dF/du of one sublattice moved rigidly. CuI at 0.001 Å is in that limit with
+    CHGNet. (NaCl is not: CHGNet's energy is not harmonic at 1e-3-1e-2 Å around its 180° Cl-Na-Cl angles,
+    so there the finite-displacement Γ depends on the supercell and on the displacement; see
+    docs/descriptors.rst.)"""
+    from aiida_superionic.engines.mlip.models import load_calculator
+
+    cuI = bulk('CuI', 'zincblende', a=6.05)
+    u = 0.001
+    gammas = {}
+    for n in (1, 2, 3):
+        r = run_task(tmp_path / f'sc{n}', cuI, 'phonon_gamma', {'supercell': [n, n, n], 'displacement': u})
+        assert r['status'] == 'ok', r['message']
+        assert r['n_atoms_supercell'] == 2 * n**3
+        gammas[n] = r['gamma_mode_meV']
+    moved = cuI.copy()
+    moved.calc = load_calculator('chgnet-0.3.0', 'cpu')
+    cu = moved.get_chemical_symbols().index('Cu')
+    moved.positions[cu, 0] += u
+    k = -moved.get_forces()[cu, 0] / u  # eV/Å^2
+    m1, m2 = cuI.get_masses()
+    omega = np.sqrt(k * (1 / m1 + 1 / m2)) * SQRT_EV_PER_A2_AMU_IN_RAD_S  # rad/s
+    expected = omega * HBAR_EV_S * 1000  # meV
+    for n, gamma in gammas.items():
+        assert gamma == pytest.approx(expected, abs=0.1), f'{n}x{n}x{n}: {gammas}, analytic {expected:.3f}'
 
 
 # ---------------------------------------------------------------------------------------------- vacancy

@@ -90,6 +90,30 @@ def test_md_walltime_segments_are_continued_and_stitched(mlip_code):
     assert stitched.creator.process_label == 'stitch_trajectories'
 
 
+def test_phonon_gamma_of_a_conventional_cell_is_that_of_its_primitive_cell(mlip_code):
+    """The Γ step through AiiDA: a conventional NaCl cube (8 atoms) is worked on as its 2-atom primitive
+    cell, and the phonon output says so."""
+    from aiida_superionic.workflows.steps import PhononGammaWorkChain
+
+    a = 5.64
+    outputs, node = run_get_node(
+        PhononGammaWorkChain,
+        structure=orm.StructureData(ase=bulk('NaCl', 'rocksalt', a=a, cubic=True)),
+        code=mlip_code,
+        protocol=orm.Str('fast'),
+    )
+    assert node.is_finished_ok, node.exit_message
+    phonon = outputs['phonon'].get_dict()
+    assert phonon['n_atoms_input'] == 8 and phonon['n_atoms_primitive'] == 2
+    assert phonon['spacegroup'] == 'Fm-3m (225)' and sorted(phonon['primitive_symbols']) == ['Cl', 'Na']
+    assert abs(np.linalg.det(phonon['primitive_cell_A'])) == pytest.approx(a**3 / 4, rel=1e-9)
+    assert len(phonon['frequencies_meV']) == 6  # 3 x 2 atoms: Γ of the primitive cell, nothing folded in
+    n = phonon['n_atoms_supercell']
+    assert n == 2 * round(abs(np.linalg.det(phonon['supercell_matrix'])))
+    calc = next(c for c in node.called_descendants if isinstance(c, orm.CalcJobNode))
+    assert calc.outputs.force_constants.get_array('force_constants').shape == (n, n, 3, 3)
+
+
 def test_material_workchain_fast_protocol_li3n(mlip_code):
     """The whole chain on the real potential: relax -> elastic, Γ phonons, vacancy -> MD at two
     temperatures, stoichiometric and with Li vacancies -> descriptor records and Arrhenius fits."""

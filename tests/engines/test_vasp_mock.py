@@ -184,6 +184,35 @@ def test_phonon_gamma_chain_through_mock_vasp(mock_code, potcar_family):
     phonon = outputs['phonon'].get_dict()
     assert phonon['gamma_mode_meV'] == pytest.approx(65.050401, abs=1e-4)  # OUTCAR: "65.050401 meV"
     assert len(phonon['frequencies_meV']) == 6
+    assert phonon['n_atoms_input'] == phonon['n_atoms_primitive'] == 2
+
+
+def test_phonon_gamma_gives_vasp_the_primitive_cell(mock_code, potcar_family):
+    """Γ is a property of the crystal, not of the cell the user gave: the 8-atom conventional cube of the
+    recorded Si crystal reaches VASP as its 2-atom primitive cell. mock-vasp finds the recording by the hash
+    of the INCAR, POSCAR and KPOINTS the chain wrote, so the job only succeeds when they are exactly those of
+    the primitive input; the POSCAR is checked against pymatgen's StructureMatcher too."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.io.vasp import Poscar
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    primitive = _structure_of(RECORDINGS / 'vasprun_elastic_ibrion6.xml.gz').get_pymatgen_structure()
+    conventional = SpacegroupAnalyzer(primitive).get_conventional_standard_structure()
+    assert len(conventional) == 8
+    outputs, node = run_get_node(
+        PhononGammaWorkChain, structure=orm.StructureData(pymatgen=conventional), **_common(mock_code)
+    )
+    assert node.is_finished_ok, node.exit_message
+    (calc,) = _calcs(node)
+    sent = Poscar.from_str(calc.base.repository.get_object_content('POSCAR')).structure
+    assert len(sent) == 2
+    assert sent.volume == pytest.approx(conventional.volume / 4, rel=1e-8)
+    assert StructureMatcher(primitive_cell=False, scale=False).fit(sent, primitive)
+    phonon = outputs['phonon'].get_dict()
+    assert phonon['gamma_mode_meV'] == pytest.approx(65.050401, abs=1e-4)  # OUTCAR: "65.050401 meV"
+    assert len(phonon['frequencies_meV']) == 6
+    assert phonon['n_atoms_input'] == 8 and phonon['n_atoms_primitive'] == 2
+    assert phonon['spacegroup'] == 'Fd-3m (227)'
 
 
 def test_relax_chain_recovers_from_unconverged_electronic_steps(mock_code, potcar_family):

@@ -69,6 +69,16 @@ class MlipParser(Parser):
                 'acoustic_meV',
                 'supercell_matrix',
                 'n_displacements',
+                'n_atoms_supercell',
+                'displacement_A',
+                # the cell the frequencies belong to: spglib's primitive cell of the input
+                'n_atoms_input',
+                'n_atoms_primitive',
+                'primitive_cell_A',
+                'primitive_symbols',
+                'primitive_scaled_positions',
+                'spacegroup',
+                'symprec_A',
             )
             self.out('phonon', orm.Dict({k: results[k] for k in keys if k in results}))
             if 'force_constants.npy' in names:

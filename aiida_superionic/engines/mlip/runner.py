@@ -332,23 +332,74 @@ def task_elastic(atoms, settings: dict, ctx: Context):
     return 'ok', f'{len(strains)} deformations', results
 
 
+def _primitive_atoms(atoms, symprec: float):
+    """The standard primitive cell of ``atoms`` (see :mod:`aiida_superionic.engines.symmetry`), with the
+    input's masses, and the record of it."""
+    from ase import Atoms
+
+    from aiida_superionic.engines.symmetry import standard_primitive
+
+    try:
+        prim = standard_primitive(atoms.cell, atoms.get_scaled_positions(), atoms.numbers, symprec)
+    except ValueError as exc:
+        raise TaskError(f'phonon_gamma: no primitive cell of the input: {exc}') from None
+    masses = {}
+    for number, mass in zip(atoms.numbers, atoms.get_masses(), strict=True):
+        if abs(masses.setdefault(int(number), float(mass)) - float(mass)) > 1e-9:
+            raise TaskError(f'phonon_gamma: atoms of element {number} carry different masses')
+    primitive = Atoms(
+        numbers=prim['numbers'],
+        cell=prim['cell'],
+        scaled_positions=prim['scaled_positions'],
+        masses=[masses[int(n)] for n in prim['numbers']],
+        pbc=True,
+    )
+    record = {
+        'n_atoms_input': len(atoms),
+        'n_atoms_primitive': len(primitive),
+        'primitive_cell_A': primitive.cell[:],
+        'primitive_symbols': primitive.get_chemical_symbols(),
+        'primitive_scaled_positions': primitive.get_scaled_positions(),
+        'spacegroup': prim['spacegroup'],
+        'symprec_A': prim['symprec'],
+    }
+    return primitive, record
+
+
 def task_phonon_gamma(atoms, settings: dict, ctx: Context):
+    """Frequencies at Γ of the crystal's primitive cell: Γ does not depend on the cell the user gave.
+
+    The input (any cell of the crystal: primitive, conventional, a supercell, rotated) is reduced to spglib's
+    standardized primitive cell; the supercell (``supercell`` or ``min_length_A``) and phonopy's
+    displacements are built on that cell. A conventional cell's own Γ would also hold zone-boundary modes of
+    the primitive cell folded back, and its supercell and displacement directions would differ: with CHGNet,
+    whose energy is not harmonic at 0.01 Å around high-symmetry sites, that alone moved Γ of NaCl by 1.2 meV.
+    """
     from ase import Atoms
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
 
-    s = _settings(settings, {'supercell': None, 'displacement': 0.01, 'min_length_A': 6.0})
-    supercell = s['supercell'] or _auto_supercell(atoms, float(s['min_length_A']))
+    from aiida_superionic.engines.symmetry import SYMPREC_A
+
+    s = _settings(
+        settings, {'supercell': None, 'displacement': 0.01, 'min_length_A': 6.0, 'symprec_A': SYMPREC_A}
+    )
+    primitive, primitive_record = _primitive_atoms(atoms, float(s['symprec_A']))
+    _log(
+        f'phonon_gamma: {primitive_record["spacegroup"]}, {len(atoms)}-atom input -> '
+        f'{len(primitive)}-atom primitive cell'
+    )
+    supercell = s['supercell'] or _auto_supercell(primitive, float(s['min_length_A']))
     supercell_matrix = (
         np.diag([int(n) for n in supercell]) if np.ndim(supercell) == 1 else np.asarray(supercell)
     )
     unitcell = PhonopyAtoms(
-        symbols=atoms.get_chemical_symbols(),
-        cell=np.asarray(atoms.cell),
-        scaled_positions=atoms.get_scaled_positions(),
-        masses=atoms.get_masses(),
+        symbols=primitive.get_chemical_symbols(),
+        cell=np.asarray(primitive.cell),
+        scaled_positions=primitive.get_scaled_positions(),
+        masses=primitive.get_masses(),
     )
-    phonon = Phonopy(unitcell, supercell_matrix=supercell_matrix, primitive_matrix=None, log_level=0)
+    phonon = Phonopy(unitcell, supercell_matrix=supercell_matrix, primitive_matrix='P', log_level=0)
     phonon.generate_displacements(distance=float(s['displacement']))
 
     def forces_of(cell) -> np.ndarray:
@@ -393,8 +444,10 @@ def task_phonon_gamma(atoms, settings: dict, ctx: Context):
         'n_displacements': len(displaced),
         'n_atoms_supercell': len(phonon.supercell),
         'displacement_A': float(s['displacement']),
-        'method': 'phonopy finite displacements (reference forces subtracted), full FCs symmetrized; '
-        'frequencies at Gamma of the input cell (imaginary as negative)',
+        **primitive_record,
+        'method': 'phonopy finite displacements (reference forces subtracted), full FCs symmetrized, on a '
+        "supercell of spglib's standardized primitive cell of the input; frequencies at Gamma of that "
+        'primitive cell (imaginary as negative)',
     }
     return 'ok', f'{len(displaced)} displacements in a {len(phonon.supercell)}-atom supercell', results
 

@@ -24,6 +24,7 @@ from aiida_vasp.workchains.v2.vasp import VaspWorkChain
 from ...calculations.functions import stitch_segments
 from ...data import MDTrajectoryData
 from ...exceptions import InputError
+from ..symmetry import SYMPREC_A
 from . import outputs as vo
 
 #: aiida-vasp handlers that would restart an unfinished MD job from its last positions *without* its
@@ -102,8 +103,9 @@ def vasp_step_outputs(retrieved: orm.FolderData, parameters: orm.Dict) -> dict[s
             modes = vo.gamma_modes_meV(
                 vo.read_dynmat_eigenvalues(_read_folder_file(retrieved, 'vasprun.xml', tmp))
             )
+            source = 'vasprun.xml <dynmat> (DFPT at Γ of the primitive cell)'
             return {
-                'phonon': orm.Dict({**modes, 'source': 'vasprun.xml <dynmat> (DFPT at Γ)'}),
+                'phonon': orm.Dict({**modes, **p.get('primitive', {}), 'source': source}),
                 'results': orm.Dict({'engine': 'vasp', 'gamma_mode_meV': modes['gamma_mode_meV']}),
             }
         if step == 'dielectric':
@@ -208,6 +210,35 @@ def vasp_relax_results(misc: orm.Dict) -> orm.Dict:
     )
 
 
+@calcfunction
+def gamma_primitive_structure(structure: orm.StructureData, symprec_A: orm.Float) -> dict[str, orm.Data]:
+    """spglib's standardized primitive cell of ``structure`` (``structure``) and what it is (``info``): the
+    cell the Γ step gives VASP, whatever cell the user gave. Γ is a property of the primitive cell; a
+    conventional cell's Γ point also holds zone-boundary modes of the primitive cell folded back."""
+    from ase import Atoms
+
+    from ..symmetry import standard_primitive
+
+    atoms = structure.get_ase()
+    try:
+        prim = standard_primitive(atoms.cell, atoms.get_scaled_positions(), atoms.numbers, symprec_A.value)
+    except ValueError as exc:
+        raise InputError(f'no primitive cell of {structure.get_formula()}: {exc}') from None
+    primitive = Atoms(
+        numbers=prim['numbers'], cell=prim['cell'], scaled_positions=prim['scaled_positions'], pbc=True
+    )
+    info = {
+        'n_atoms_input': len(atoms),
+        'n_atoms_primitive': len(primitive),
+        'primitive_cell_A': prim['cell'].tolist(),
+        'primitive_symbols': primitive.get_chemical_symbols(),
+        'primitive_scaled_positions': prim['scaled_positions'].tolist(),
+        'spacegroup': prim['spacegroup'],
+        'symprec_A': prim['symprec'],
+    }
+    return {'structure': orm.StructureData(ase=primitive), 'info': orm.Dict(info)}
+
+
 class VaspStepWorkChain(WorkChain):
     """One contract step with VASP: ``vasp.vasp`` (one job or, for MD, a chain of segments) + readers."""
 
@@ -240,6 +271,7 @@ class VaspStepWorkChain(WorkChain):
         spec.exit_code(401, 'ERROR_VASP_FAILED', message='the VASP {step} job failed: {message}')
         spec.exit_code(402, 'ERROR_OUTPUT', message='the VASP {step} outputs could not be read: {message}')
         spec.exit_code(403, 'ERROR_MD_SEGMENTS', message='MD stopped after {n} segments: {message}')
+        spec.exit_code(404, 'ERROR_SYMMETRY', message='the {step} step found no primitive cell: {message}')
 
     def setup(self):
         self.ctx.inputs = AttributeDict(self.exposed_inputs(SuperionicVaspWorkChain, 'vasp'))
@@ -249,6 +281,22 @@ class VaspStepWorkChain(WorkChain):
         self.ctx.segments = []  # MDTrajectoryData of finished segments
         self.ctx.md_step = 0
         self.ctx.restart_from = None
+        self.ctx.primitive = None
+        if self.ctx.step == 'phonon_gamma':
+            # Γ of the crystal, not of the cell the user gave: VASP gets the primitive cell
+            given = self.ctx.inputs.structure
+            symprec = float(self.ctx.settings.get('symprec_A', SYMPREC_A))
+            try:
+                primitive = gamma_primitive_structure(given, orm.Float(symprec))
+            except Exception as exc:  # the calcfunction raised: one clear exit code
+                return self.exit_codes.ERROR_SYMMETRY.format(step=self.ctx.step, message=str(exc))
+            self.ctx.inputs.structure = primitive['structure']
+            self.ctx.primitive = primitive['info'].get_dict()
+            self.report(
+                f'phonon_gamma: the {len(given.sites)}-atom input as its '
+                f'{self.ctx.primitive["n_atoms_primitive"]}-atom primitive cell ({self.ctx.primitive["spacegroup"]})'
+            )
+        return None
 
     def is_md(self):
         return self.ctx.step == 'md'
@@ -359,6 +407,8 @@ class VaspStepWorkChain(WorkChain):
         params = {'step': step, 'mobile': self.ctx.settings.get('mobile')}
         structure = self.ctx.inputs.structure
         params['symbols'] = [structure.get_kind(site.kind_name).symbol for site in structure.sites]
+        if self.ctx.primitive:
+            params['primitive'] = self.ctx.primitive
         try:
             outs = vasp_step_outputs(child.outputs.retrieved, orm.Dict(params))
         except InputError as exc:

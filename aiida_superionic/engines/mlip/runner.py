@@ -390,7 +390,13 @@ def task_phonon_gamma(atoms, settings: dict, ctx: Context):
     from aiida_superionic.engines.symmetry import SYMPREC_A
 
     s = _settings(
-        settings, {'supercell': None, 'displacement': PHONON_DISPLACEMENT_A, 'min_length_A': 6.0, 'symprec_A': SYMPREC_A}
+        settings,
+        {
+            'supercell': None,
+            'displacement': PHONON_DISPLACEMENT_A,
+            'min_length_A': 6.0,
+            'symprec_A': SYMPREC_A,
+        },
     )
     primitive, primitive_record = _primitive_atoms(atoms, float(s['symprec_A']))
     _log(

@@ -203,3 +203,24 @@ def mobile_site_classes(
             }
         )
     return out
+
+
+def vacancy_site_result(
+    site: dict[str, Any], n_images: int, e_defect: float, e_vac: float, converged: bool, **extra: Any
+) -> dict[str, Any]:
+    """One entry of a vacancy step's ``sites``: the class from :func:`mobile_site_classes` (its
+    representative keeps its index in a supercell made by repeating the cell ``n_images`` times), the
+    relaxed defect's energy, E_vac and whether the relaxation converged (eV)."""
+    return {
+        'index': site['index'],
+        'supercell_index': site['index'],
+        'wyckoff': site['wyckoff'],
+        'site_symmetry': site['site_symmetry'],
+        'multiplicity': site['multiplicity'],
+        'multiplicity_supercell': site['multiplicity'] * n_images,
+        'members': site['members'],
+        'E_defect_eV': e_defect,
+        'E_vac_eV': e_vac,
+        'converged': converged,
+        **extra,
+    }

@@ -10,8 +10,8 @@ from typing import Any
 import click
 import numpy as np
 
-from ..analysis.vibrational import DEFAULT_VDOS_WEIGHTING, VDOS_WEIGHTINGS
 from ..exceptions import InputError
+from . import options
 from .progress import StderrProgress
 from .root import cmd_root
 
@@ -101,28 +101,10 @@ def format_table(result: dict[str, Any], source: str) -> str:
 @click.option(
     '-m', '--mobile', help='Mobile species (default: first of Li, Na, Ag, Cu, Cl, I, Br, F, O present).'
 )
-@click.option(
-    '-f',
-    '--format',
-    'fmt',
-    type=click.Choice(['xdatcar', 'vasprun', 'npz', 'ase']),
-    help='File format (default: from the name).',
-)
-@click.option(
-    '--fit-window',
-    nargs=2,
-    type=float,
-    metavar='T0 T1',
-    help="Einstein-fit window in ps (default: the paper's τmax/2-τmax).",
-)
-@click.option(
-    '--vdos-weighting',
-    type=click.Choice(VDOS_WEIGHTINGS),
-    default=DEFAULT_VDOS_WEIGHTING,
-    show_default=True,
-    help="Atom weights in the VDOS: 'none' is the paper's eq 5, 'mass' gives every atom 3 modes.",
-)
-@click.option('--allow-truncated', is_flag=True, help='Drop an incomplete last frame instead of failing.')
+@options.FORMAT
+@options.FIT_WINDOW
+@options.VDOS_WEIGHTING
+@options.ALLOW_TRUNCATED
 @click.option('--json', 'as_json', is_flag=True, help='Print the result as JSON.')
 @click.option(
     '--arrays',

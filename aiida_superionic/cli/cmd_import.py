@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..analysis.vibrational import DEFAULT_VDOS_WEIGHTING, VDOS_WEIGHTINGS
 from ..exceptions import InputError
+from . import options
 from .progress import StderrProgress
 from .root import cmd_root
 from .structures import read_structure
@@ -90,13 +90,7 @@ def record_of(node):
 @click.option(
     '-m', '--mobile', help='Mobile species (default: first of Li, Na, Ag, Cu, Cl, I, Br, F, O present).'
 )
-@click.option(
-    '-f',
-    '--format',
-    'fmt',
-    type=click.Choice(['xdatcar', 'vasprun', 'npz', 'ase']),
-    help='File format (default: from the name).',
-)
+@options.FORMAT
 @click.option(
     '-s',
     '--structure',
@@ -114,15 +108,9 @@ def record_of(node):
     'group_label',
     help='Add the trajectory and the record to this group (created if needed).',
 )
-@click.option('--fit-window', nargs=2, type=float, metavar='T0 T1', help='Einstein-fit window in ps.')
-@click.option(
-    '--vdos-weighting',
-    type=click.Choice(VDOS_WEIGHTINGS),
-    default=DEFAULT_VDOS_WEIGHTING,
-    show_default=True,
-    help="Atom weights in the VDOS: 'none' is the paper's eq 5, 'mass' gives every atom 3 modes.",
-)
-@click.option('--allow-truncated', is_flag=True, help='Drop an incomplete last frame instead of failing.')
+@options.FIT_WINDOW
+@options.VDOS_WEIGHTING
+@options.ALLOW_TRUNCATED
 @click.option(
     '-d', '--daemon', is_flag=True, help='Submit to the daemon and print the PK instead of running here.'
 )

@@ -495,7 +495,12 @@ def _chemical_potential(element: str, calc) -> tuple[float, dict]:
 def task_vacancy(atoms, settings: dict, ctx: Context):
     """E_vac = min over the inequivalent mobile sites of E_defect + μ − E_perfect (one relaxed vacancy per
     class, :func:`aiida_superionic.analysis.vacancy.mobile_site_classes`); every class in ``sites``."""
-    from aiida_superionic.analysis.vacancy import MU_RULE, VACANCY_SYMPREC, mobile_site_classes
+    from aiida_superionic.analysis.vacancy import (
+        MU_RULE,
+        VACANCY_SYMPREC,
+        mobile_site_classes,
+        vacancy_site_result,
+    )
     from aiida_superionic.exceptions import InputError
 
     s = _settings(
@@ -546,19 +551,9 @@ def task_vacancy(atoms, settings: dict, ctx: Context):
         )
         e_defect = float(defect.get_potential_energy())
         sites.append(
-            {
-                'index': site['index'],
-                'supercell_index': site['index'],
-                'wyckoff': site['wyckoff'],
-                'site_symmetry': site['site_symmetry'],
-                'multiplicity': site['multiplicity'],
-                'multiplicity_supercell': site['multiplicity'] * n_images,
-                'members': site['members'],
-                'E_defect_eV': e_defect,
-                'E_vac_eV': e_defect + mu - e_perfect,
-                'converged': converged,
-                'n_steps': n_steps,
-            }
+            vacancy_site_result(
+                site, n_images, e_defect, e_defect + mu - e_perfect, converged, n_steps=n_steps
+            )
         )
     best = min(sites, key=lambda x: x['E_vac_eV'])
     results = {

@@ -488,7 +488,7 @@ def vacancy_energy(perfect: orm.Dict, parameters: orm.Dict, **jobs: orm.Dict) ->
     """E_vac = min over the site classes of E(defect_k) + mu - E(perfect), from aiida-vasp's ``misc``
     (energy extrapolated to sigma -> 0) of the perfect job, the ``defect_k`` jobs and, unless ``mu_eV``
     is given, the ``reference`` job (mu = its energy per atom)."""
-    from ...analysis.vacancy import MU_RULE
+    from ...analysis.vacancy import MU_RULE, vacancy_site_result
 
     p = parameters.get_dict()
 
@@ -515,20 +515,8 @@ def vacancy_energy(perfect: orm.Dict, parameters: orm.Dict, **jobs: orm.Dict) ->
     for k, site in enumerate(p['sites']):
         misc = jobs[f'defect_{k}'].get_dict()
         e_defect = energy(jobs[f'defect_{k}'])
-        sites.append(
-            {
-                'index': site['index'],
-                'supercell_index': site['index'],
-                'wyckoff': site['wyckoff'],
-                'site_symmetry': site['site_symmetry'],
-                'multiplicity': site['multiplicity'],
-                'multiplicity_supercell': site['multiplicity'] * n_images,
-                'members': site['members'],
-                'E_defect_eV': e_defect,
-                'E_vac_eV': e_defect + mu - e_perfect,
-                'converged': misc.get('run_status', {}).get('ionic_converged') is not False,
-            }
-        )
+        converged = misc.get('run_status', {}).get('ionic_converged') is not False
+        sites.append(vacancy_site_result(site, n_images, e_defect, e_defect + mu - e_perfect, converged))
     best = min(sites, key=lambda x: x['E_vac_eV'])
     return orm.Dict(
         {

@@ -289,7 +289,13 @@ def test_show_prints_the_54_in_table_1_order_then_the_extras_and_reads_old_recor
     assert res.exit_code == 0, res.output
     rows = [line.split() for line in res.output.splitlines()[4:]]
     keys = [r[0] for r in rows if r[0] != '--']
-    assert keys == [*PAPER_KEYS, *EXTRA_KEYS]
+    # the descriptors in order; the one status row (whether D is resolved) follows D
+    assert keys == [
+        *PAPER_KEYS[: PAPER_KEYS.index('D') + 1],
+        'D_resolved',
+        *PAPER_KEYS[PAPER_KEYS.index('D') + 1 :],
+        *EXTRA_KEYS,
+    ]
     headings = [' '.join(r[1:]) for r in rows if r[0] == '--']
     assert headings == ['M-E', 'D-V', 'S-C', "extras (not among the paper's 54)"]
     theta = next(r for r in rows if r[0] == 'theta_D')

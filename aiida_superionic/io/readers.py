@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree
@@ -71,21 +73,20 @@ def read_npz(path: str | Path, *, stride: int = 1) -> Trajectory:
     path = Path(path)
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise TrajectoryFormatError(f'{path.name}: not a readable .npz file ({exc})') from None
-    with data:
-        missing = [k for k in ('positions', 'cell', 'symbols') if k not in data.files]
-        if missing:
-            raise TrajectoryFormatError(f'{path.name}: .npz lacks {", ".join(missing)}')
-        positions = np.asarray(data['positions'][::stride], dtype=np.float32)
-        velocities = (
-            np.asarray(data['velocities'][::stride], dtype=np.float32) if 'velocities' in data.files else None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise TrajectoryFormatError(
+            f'{path.name}: not a readable .npz file (a single .npy array, not an archive)'
         )
-        cell = np.asarray(data['cell'], dtype=float)
-        symbols = [str(s) for s in data['symbols']]
-        extra = {
-            k: data[k].tolist() for k in data.files if k not in ('positions', 'velocities', 'cell', 'symbols')
-        }
+    try:
+        with data:
+            positions, velocities, cell, symbols, extra = _npz_arrays(data, path, stride)
+    except TrajectoryFormatError:
+        raise
+    except (OSError, ValueError, IndexError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # np.load reads the members lazily: a damaged member shows only here
+        raise TrajectoryFormatError(f'{path.name}: damaged .npz file ({type(exc).__name__}: {exc})') from None
     if positions.ndim != 3 or positions.shape[1:] != (len(symbols), 3):
         raise TrajectoryFormatError(
             f'{path.name}: positions {positions.shape} do not match {len(symbols)} symbols as (n_frames, n_atoms, 3)'
@@ -96,8 +97,39 @@ def read_npz(path: str | Path, *, stride: int = 1) -> Trajectory:
     return Trajectory(positions=positions, cell=cell, symbols=symbols, velocities=velocities, metadata=meta)
 
 
-def _vector_rows(varray: ElementTree.Element) -> np.ndarray:
-    return np.array([[float(x) for x in v.text.split()] for v in varray.iter('v')])
+def _npz_arrays(data, path: Path, stride: int):
+    missing = [k for k in ('positions', 'cell', 'symbols') if k not in data.files]
+    if missing:
+        raise TrajectoryFormatError(f'{path.name}: .npz lacks {", ".join(missing)}')
+    positions = np.asarray(data['positions'][::stride], dtype=np.float32)
+    velocities = (
+        np.asarray(data['velocities'][::stride], dtype=np.float32) if 'velocities' in data.files else None
+    )
+    cell = np.asarray(data['cell'], dtype=float)
+    symbols = [str(s) for s in np.atleast_1d(data['symbols'])]
+    extra = {
+        k: data[k].tolist() for k in data.files if k not in ('positions', 'velocities', 'cell', 'symbols')
+    }
+    return positions, velocities, cell, symbols, extra
+
+
+def _vector_rows(
+    varray: ElementTree.Element | None, n: int | None, what: str, step: int, path: Path
+) -> np.ndarray:
+    """The ``<v>`` rows of a ``<varray>`` as an (n, 3) array; a missing or malformed one is a format error."""
+    where = f'{path.name}: ionic step {step + 1}'
+    if varray is None:
+        raise TrajectoryFormatError(f'{where} has no {what}')
+    try:
+        rows = np.array([[float(x) for x in (v.text or '').split()] for v in varray.iter('v')], dtype=float)
+    except ValueError as exc:  # a non-number, or rows of unequal length
+        raise TrajectoryFormatError(f'{where}: malformed {what} ({exc})') from None
+    if rows.ndim != 2 or rows.shape[1] != 3 or (n is not None and rows.shape[0] != n):
+        expected = f'{n} rows' if n is not None else 'rows'
+        raise TrajectoryFormatError(
+            f'{where}: {what} must be {expected} of 3 numbers, got shape {rows.shape}'
+        )
+    return rows
 
 
 def read_vasprun(path: str | Path, *, stride: int = 1, progress: Progress | None = None) -> Trajectory:
@@ -119,22 +151,45 @@ def read_vasprun(path: str | Path, *, stride: int = 1, progress: Progress | None
         with opener(path, 'rb') as handle:
             for _, elem in ElementTree.iterparse(handle, events=('end',)):
                 if elem.tag == 'i' and elem.get('name') in ('POTIM', 'NBLOCK', 'TEBEG') and elem.text:
-                    params.setdefault(elem.get('name'), float(elem.text.split()[0]))
+                    try:
+                        params.setdefault(elem.get('name'), float(elem.text.split()[0]))
+                    except (ValueError, IndexError):
+                        raise TrajectoryFormatError(
+                            f'{path.name}: {elem.get("name")} is not a number: {elem.text.strip()[:40]!r}'
+                        ) from None
                 elif elem.tag == 'array' and elem.get('name') == 'atoms':
-                    symbols = [rc.find('c').text.strip() for rc in elem.iter('rc')]
+                    symbols = [(rc.findtext('c') or '').strip() for rc in elem.iter('rc')]
+                    if not all(symbols):
+                        raise TrajectoryFormatError(f'{path.name}: an atom without its element in <atominfo>')
                     elem.clear()
                 elif elem.tag == 'calculation':
                     structure = elem.find('structure')
                     if structure is not None:
                         if step % stride == 0:
-                            basis = _vector_rows(structure.find("crystal/varray[@name='basis']"))
-                            frac = _vector_rows(structure.find("varray[@name='positions']"))
+                            basis = _vector_rows(
+                                structure.find("crystal/varray[@name='basis']"),
+                                3,
+                                'lattice basis',
+                                step,
+                                path,
+                            )
+                            frac = _vector_rows(
+                                structure.find("varray[@name='positions']"),
+                                len(symbols) or None,
+                                'positions',
+                                step,
+                                path,
+                            )
                             cells.append(basis)
                             frames.append((frac @ basis).astype(np.float32))
                         step += 1
                     elem.clear()
                     if progress is not None and step % 100 == 0:
                         progress(min(1.0, handle.tell() / size) if opener is open else 0.0, f'{step} frames')
+    except (EOFError, OSError, zlib.error) as exc:  # a damaged or cut gzip stream
+        raise TrajectoryFormatError(
+            f'{path.name}: cannot read the file ({type(exc).__name__}: {exc})'
+        ) from None
     except ElementTree.ParseError as exc:
         if not frames:
             raise TrajectoryFormatError(f'{path.name}: not a readable vasprun.xml ({exc})') from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def read_xdatcar(
         raise TrajectoryFormatError(f'stride must be >= 1, got {stride}')
     try:
         return _read(path, stride, allow_truncated, progress)
-    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+    except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as exc:
         raise TrajectoryFormatError(
             f'{path.name}: cannot read the file ({type(exc).__name__}: {exc})'
         ) from None

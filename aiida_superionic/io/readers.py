@@ -13,15 +13,84 @@ import numpy as np
 
 from ..exceptions import InputError, TrajectoryFormatError
 from .trajectory import Trajectory
-from .xdatcar import read_xdatcar
+from .xdatcar import exception_name, read_xdatcar
 
 Progress = Callable[[float, str], None]
 
 FORMATS = ('xdatcar', 'vasprun', 'npz', 'ase')
 
 
+#: Bytes of a file's beginning that :func:`sniff_format` looks at (after gzip decompression).
+SNIFF_BYTES = 1 << 16
+
+
+def _head(path: Path) -> bytes:
+    """The first :data:`SNIFF_BYTES` of the file, gzip-decompressed when it starts with the gzip magic
+    (as much as decompresses: a cut or damaged stream gives what came before the damage)."""
+    with open(path, 'rb') as handle:
+        head = handle.read(SNIFF_BYTES)
+    if head[:2] != b'\x1f\x8b':
+        return head
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        return inflate.decompress(head, SNIFF_BYTES)
+    except zlib.error:
+        return b''
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_xdatcar(lines: list[bytes]) -> bool:
+    if len(lines) < 8:
+        return False
+    numbers = [lines[1].split()[:1], *(line.split()[:3] for line in lines[2:5])]
+    return (
+        all(
+            len(row) == width and all(map(_is_number, row))
+            for row, width in zip(numbers, (1, 3, 3, 3), strict=True)
+        )
+        and bool(lines[5].split())
+        and not all(t.isdigit() for t in lines[5].split())
+        and bool(lines[6].split())
+        and all(t.isdigit() for t in lines[6].split())
+        and b'configuration' in lines[7].lower()
+    )
+
+
+def _looks_like_extxyz(lines: list[bytes]) -> bool:
+    return len(lines) >= 2 and lines[0].strip().isdigit() and b'lattice=' in lines[1].lower()
+
+
+def sniff_format(path: str | Path) -> str | None:
+    """Format from the file's content (its first bytes, gzip-decompressed), or None when unrecognised:
+    zip magic: ``npz``; ``<modeling`` of an XML file: ``vasprun``; an XDATCAR header followed by
+    ``... configuration=``: ``xdatcar``; an extended-XYZ header (atom count, ``Lattice=``): ``ase``."""
+    head = _head(Path(path))
+    if head.startswith((b'PK\x03\x04', b'PK\x05\x06')):
+        return 'npz'
+    text = head.lstrip(b'\xef\xbb\xbf \t\r\n')
+    if text.startswith(b'<') and b'<modeling' in text:
+        return 'vasprun'
+    lines = text.splitlines()[:8]
+    if _looks_like_xdatcar(lines):
+        return 'xdatcar'
+    if _looks_like_extxyz(lines):
+        return 'ase'
+    return None
+
+
 def guess_format(path: Path) -> str:
-    """Format from the file name: ``*XDATCAR*``, ``*.xml[.gz]`` (vasprun), ``*.npz``; else ``ase``."""
+    """Format from the content (:func:`sniff_format`), else from the name: ``*XDATCAR*``,
+    ``*.xml[.gz]`` (vasprun), ``*.npz``; else ``ase``."""
+    sniffed = sniff_format(path) if Path(path).is_file() else None
+    if sniffed is not None:
+        return sniffed
     name = path.name.lower()
     if 'xdatcar' in name:
         return 'xdatcar'
@@ -86,7 +155,9 @@ def read_npz(path: str | Path, *, stride: int = 1) -> Trajectory:
         raise
     except (OSError, ValueError, IndexError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         # np.load reads the members lazily: a damaged member shows only here
-        raise TrajectoryFormatError(f'{path.name}: damaged .npz file ({type(exc).__name__}: {exc})') from None
+        raise TrajectoryFormatError(
+            f'{path.name}: damaged .npz file ({exception_name(exc)}: {exc})'
+        ) from None
     if positions.ndim != 3 or positions.shape[1:] != (len(symbols), 3):
         raise TrajectoryFormatError(
             f'{path.name}: positions {positions.shape} do not match {len(symbols)} symbols as (n_frames, n_atoms, 3)'
@@ -188,7 +259,7 @@ def read_vasprun(path: str | Path, *, stride: int = 1, progress: Progress | None
                         progress(min(1.0, handle.tell() / size) if opener is open else 0.0, f'{step} frames')
     except (EOFError, OSError, zlib.error) as exc:  # a damaged or cut gzip stream
         raise TrajectoryFormatError(
-            f'{path.name}: cannot read the file ({type(exc).__name__}: {exc})'
+            f'{path.name}: cannot read the file ({exception_name(exc)}: {exc})'
         ) from None
     except ElementTree.ParseError as exc:
         if not frames:
@@ -217,8 +288,10 @@ def read_ase(path: str | Path, *, stride: int = 1) -> Trajectory:
     from ase import units
 
     path = Path(path)
+    # ase.io guesses the format from the name; an extended-XYZ file under another name is told by content
+    ase_format = 'extxyz' if _looks_like_extxyz(_head(path).splitlines()[:2]) else None
     try:
-        images = ase.io.read(path, index=f'::{stride}')
+        images = ase.io.read(path, index=f'::{stride}', format=ase_format)
     except Exception as exc:  # ase raises many types for unreadable files
         raise TrajectoryFormatError(
             f'{path.name}: ase.io cannot read it ({type(exc).__name__}: {exc})'

@@ -32,6 +32,11 @@ def _open(path: Path):
     return raw, io.BufferedReader(stream, buffer_size=1 << 20) if stream is not raw else raw
 
 
+def exception_name(exc: BaseException) -> str:
+    """``zlib.error`` for zlib's (its class is called ``error``), else the exception's class name."""
+    return 'zlib.error' if isinstance(exc, zlib.error) else type(exc).__name__
+
+
 def _floats(line: bytes, n: int, what: str, path: Path) -> list[float]:
     try:
         values = [float(x) for x in line.split()[:n]]
@@ -84,7 +89,7 @@ def read_xdatcar(
         return _read(path, stride, allow_truncated, progress)
     except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as exc:
         raise TrajectoryFormatError(
-            f'{path.name}: cannot read the file ({type(exc).__name__}: {exc})'
+            f'{path.name}: cannot read the file ({exception_name(exc)}: {exc})'
         ) from None
 
 

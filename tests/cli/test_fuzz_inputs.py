@@ -90,10 +90,8 @@ def _cases() -> list[tuple[str, str, int]]:
     ]
 
 
-@pytest.fixture(scope='module')
-def corpus(tmp_path_factory):
+def make_corpus(root: Path) -> dict[tuple[str, str, int], Path]:
     """(format, 'cut'|'flip', i) -> the damaged file, under the base file's name (so the name says the format)."""
-    root = tmp_path_factory.mktemp('fuzz')
     base = _base_files(root)
     out = {}
     for name, data in base.items():
@@ -113,7 +111,12 @@ def corpus(tmp_path_factory):
             path.parent.mkdir()
             path.write_bytes(bytes(damaged))
             out[name, 'flip', i] = path
-    yield out
+    return out
+
+
+@pytest.fixture(scope='module')
+def corpus(tmp_path_factory):
+    yield make_corpus(tmp_path_factory.mktemp('fuzz'))
     print('\nfuzz outcomes (command, file): ok / error')
     for (command, name), counts in sorted(OUTCOMES.items()):
         print(f'  {command:10} {name:12} {counts["ok"]:3d} / {counts["error"]:3d}')

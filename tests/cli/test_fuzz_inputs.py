@@ -157,3 +157,21 @@ def test_undamaged_files_analyse_and_are_recognised_by_content(tmp_path):
             (tmp_path / name).write_bytes(data)
             result = CliRunner().invoke(cmd_root, ['analyze', str(path), '-T', '500', '-t', '2', '-q'])
             assert result.exit_code == 0, (path.name, result.output)
+
+
+def node_count() -> int:
+    from aiida import orm
+
+    return orm.QueryBuilder().append(orm.Node).count()
+
+
+@pytest.mark.parametrize(('name', 'kind', 'i'), _cases())
+def test_import_md_damaged_file_stores_nothing(aiida_profile, corpus, name, kind, i):
+    path = corpus[name, kind, i]
+    before = node_count()
+    args = ['-p', aiida_profile.name, 'import-md', str(path), '-T', '500', '-t', '2']
+    result = CliRunner().invoke(cmd_root, args)
+    if not check_outcome(result, 'import-md', name):
+        assert node_count() == before
+    else:
+        assert node_count() > before

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aiida_superionic.exceptions import InputError, TrajectoryFormatError
-from aiida_superionic.io import Trajectory, read_trajectory, read_vasprun, read_xdatcar
+from aiida_superionic.io import Trajectory, guess_format, read_trajectory, read_vasprun, read_xdatcar
 
 
 @pytest.fixture(scope='module')
@@ -174,3 +174,47 @@ def test_truncated_gzip_is_a_format_error(shared_md, tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(TrajectoryFormatError, match=r'XDATCAR\.gz: cannot read the file'):
         read_trajectory(cut)
+
+
+def test_cut_npz_is_a_format_error(tmp_path, rng):
+    """The user's case: an .npz cut at 5,000 bytes leaked zipfile.BadZipFile (a 48-line traceback)."""
+    traj = Trajectory(
+        positions=rng.uniform(0, 5, (200, 16, 3)).astype(np.float32), cell=np.eye(3) * 5, symbols=['Li'] * 16
+    )
+    data = traj.to_npz(tmp_path / 'full.npz').read_bytes()
+    assert len(data) > 5000
+    bad = tmp_path / 'bad.npz'
+    bad.write_bytes(data[:5000])
+    with pytest.raises(TrajectoryFormatError, match=r'bad\.npz: not a readable \.npz file'):
+        read_trajectory(bad)
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF  # inside the compressed positions: the archive opens, the member fails
+    bad.write_bytes(bytes(flipped))
+    with pytest.raises(TrajectoryFormatError, match=r'bad\.npz: damaged \.npz file'):
+        read_trajectory(bad)
+
+
+def test_format_is_sniffed_from_the_content(shared_md, tmp_path):
+    """A compressed XDATCAR named x2.gz was 'Could not guess file type'; the content says what it is."""
+    source = shared_md / 'Li6PS5Cl_kinisi' / 'XDATCAR.gz'
+    anonymous = tmp_path / 'x2.gz'
+    anonymous.write_bytes(source.read_bytes())
+    assert guess_format(anonymous) == 'xdatcar'
+    np.testing.assert_array_equal(read_trajectory(anonymous).positions, read_trajectory(source).positions)
+    plain = tmp_path / 'run.dat'
+    plain.write_bytes(gzip.decompress(source.read_bytes()))
+    assert guess_format(plain) == 'xdatcar'
+    assert guess_format(shared_md / 'LLZO_IonDiff' / 'XDATCAR') == 'xdatcar'
+    npz = Trajectory(positions=np.zeros((2, 1, 3), np.float32), cell=np.eye(3), symbols=['Li']).to_npz(
+        tmp_path / 'a.npz'
+    )
+    renamed = tmp_path / 'a.bin'
+    renamed.write_bytes(npz.read_bytes())
+    assert guess_format(renamed) == 'npz'
+    # no content clue (empty, or junk): the name decides, so the reader's message stays the specific one
+    empty = tmp_path / 'XDATCAR'
+    empty.write_bytes(b'')
+    assert guess_format(empty) == 'xdatcar'
+    junk = tmp_path / 'junk.npz'
+    junk.write_bytes(b'not a zip')
+    assert guess_format(junk) == 'npz'

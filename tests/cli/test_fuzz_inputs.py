@@ -116,7 +116,13 @@ def make_corpus(root: Path) -> dict[tuple[str, str, int], Path]:
 
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
-    yield make_corpus(tmp_path_factory.mktemp('fuzz'))
+    return make_corpus(tmp_path_factory.mktemp('fuzz'))
+
+
+@pytest.fixture(scope='module', autouse=True)
+def report_outcomes():
+    """Print how many cases ended each way (``pytest -s``)."""
+    yield
     print('\nfuzz outcomes (command, file): ok / error')
     for (command, name), counts in sorted(OUTCOMES.items()):
         print(f'  {command:10} {name:12} {counts["ok"]:3d} / {counts["error"]:3d}')
@@ -175,3 +181,56 @@ def test_import_md_damaged_file_stores_nothing(aiida_profile, corpus, name, kind
         assert node_count() == before
     else:
         assert node_count() > before
+
+
+STRUCTURES = ('Li3N.cif', 'POSCAR')
+
+
+@pytest.fixture(scope='module')
+def structure_corpus(tmp_path_factory, data_dir):
+    """Li3N as CIF (tests/data) and as POSCAR, cut and flipped like the trajectories."""
+    root = tmp_path_factory.mktemp('fuzz-structures')
+    base = {
+        'Li3N.cif': (data_dir / 'structures' / 'Li3N.cif').read_bytes(),
+        'POSCAR': b'Li3N\n1.0\n3.648 0 0\n-1.824 3.15926 0\n0 0 3.875\nN Li\n1 3\nDirect\n'
+        b'0 0 0\n0 0 0.5\n0.33333333 0.66666667 0\n0.66666667 0.33333333 0\n',
+    }
+    out = {}
+    for name, data in base.items():
+        rng = np.random.default_rng(sum(map(ord, name)))
+        cuts = np.unique(np.r_[0, 1, 5, rng.integers(2, len(data) - 1, N_CUTS)])[:N_CUTS]
+        places = rng.choice(len(data), N_FLIPS, replace=False)
+        for kind, blobs in (
+            ('cut', [data[: int(c)] for c in cuts]),
+            (
+                'flip',
+                [data[:at] + bytes([data[at] ^ int(rng.integers(1, 256))]) + data[at + 1 :] for at in places],
+            ),
+        ):
+            for i, blob in enumerate(blobs):
+                path = root / f'{name}-{kind}{i}' / name
+                path.parent.mkdir()
+                path.write_bytes(blob)
+                out[name, kind, i] = path
+    return out
+
+
+@pytest.mark.parametrize(
+    ('name', 'kind', 'i'),
+    [(n, k, i) for n in STRUCTURES for k, m in (('cut', N_CUTS), ('flip', N_FLIPS)) for i in range(m)],
+)
+def test_submit_damaged_structure_stores_nothing(aiida_profile, structure_corpus, name, kind, i):
+    """``submit`` with a damaged structure file: one Error: line and no node. A structure still
+    readable gets as far as the code (none of that name exists): it counts as accepted ('ok')."""
+    path = structure_corpus[name, kind, i]
+    before = node_count()
+    args = ['-p', aiida_profile.name, 'submit', str(path), '-m', 'Li', '-c', 'no-such-code@nowhere']
+    result = CliRunner().invoke(cmd_root, args)
+    assert isinstance(result.exception, SystemExit), f'submit leaked {type(result.exception).__name__}'
+    assert 'Traceback' not in result.output
+    assert result.exit_code != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith('Error:')]
+    assert len(errors) == 1, result.stderr
+    assert node_count() == before
+    accepted = "no code 'no-such-code@nowhere'" in errors[0]
+    OUTCOMES.setdefault(('submit', name), Counter())['ok' if accepted else 'error'] += 1

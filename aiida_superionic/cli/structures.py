@@ -30,7 +30,8 @@ def read_structure(path: Path, mobile: str | None = None):
 
             structure = AseAtomsAdaptor.get_structure(ase.io.read(path))
         except Exception:
-            if isinstance(exc, (IndexError, EOFError, StopIteration)):  # the file ends before the atoms do
+            # the file ends before the atoms do (a CIF loop cut after its headers: ZeroDivisionError)
+            if isinstance(exc, (IndexError, EOFError, StopIteration, ZeroDivisionError)):
                 raise InputError(
                     f'cannot read the structure {path.name}: the file ends early (truncated?)'
                 ) from None

@@ -234,3 +234,18 @@ def test_submit_damaged_structure_stores_nothing(aiida_profile, structure_corpus
     assert node_count() == before
     accepted = "no code 'no-such-code@nowhere'" in errors[0]
     OUTCOMES.setdefault(('submit', name), Counter())['ok' if accepted else 'error'] += 1
+
+
+def test_cif_cut_after_the_atom_loop_headers_is_truncated(data_dir, tmp_path):
+    """pymatgen divides by the number of loop values: a CIF cut after the loop's headers leaked
+    'ZeroDivisionError: integer modulo by zero' as the message."""
+    from aiida_superionic.cli.structures import read_structure
+    from aiida_superionic.exceptions import InputError
+
+    text = (data_dir / 'structures' / 'Li3N.cif').read_text()
+    cut = tmp_path / 'cut.cif'
+    cut.write_text(text[: text.index('_atom_site_occupancy') + len('_atom_site_occupancy\n')])
+    with pytest.raises(
+        InputError, match=r'^cannot read the structure cut\.cif: the file ends early \(truncated\?\)$'
+    ):
+        read_structure(cut)

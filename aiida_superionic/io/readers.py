@@ -289,7 +289,7 @@ def read_ase(path: str | Path, *, stride: int = 1) -> Trajectory:
 
     path = Path(path)
     # ase.io guesses the format from the name; an extended-XYZ file under another name is told by content
-    ase_format = 'extxyz' if _looks_like_extxyz(_head(path).splitlines()[:2]) else None
+    ase_format = 'extxyz' if path.is_file() and _looks_like_extxyz(_head(path).splitlines()[:2]) else None
     try:
         images = ase.io.read(path, index=f'::{stride}', format=ase_format)
     except Exception as exc:  # ase raises many types for unreadable files

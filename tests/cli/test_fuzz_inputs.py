@@ -9,6 +9,7 @@ traceback, and ``import-md`` that fails stores no node.
 from __future__ import annotations
 
 import gzip
+import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -249,3 +250,25 @@ def test_cif_cut_after_the_atom_loop_headers_is_truncated(data_dir, tmp_path):
         InputError, match=r'^cannot read the structure cut\.cif: the file ends early \(truncated\?\)$'
     ):
         read_structure(cut)
+
+
+def test_import_md_reads_every_format_under_an_anonymous_name(aiida_profile, tmp_path):
+    """import-md records the format the content says (the work chain reads the file again with it)."""
+    from aiida import orm
+
+    from aiida_superionic.data import MDTrajectoryData
+
+    expected = {'XDATCAR': 'xdatcar', 'XDATCAR.gz': 'xdatcar', 'vasprun.xml': 'vasprun', 'run.npz': 'npz'}
+    for k, (name, data) in enumerate(_base_files(tmp_path).items()):
+        if name not in expected:
+            continue  # ase reads extended XYZ by content too, but records the format as 'ase'
+        path = tmp_path / f'x{k}.gz'
+        path.write_bytes(data)
+        args = ['-p', aiida_profile.name, 'import-md', str(path), '-T', '500', '-t', '2']
+        result = CliRunner().invoke(cmd_root, args)
+        assert result.exit_code == 0, (name, result.output)
+        qb = orm.QueryBuilder().append(
+            MDTrajectoryData, filters={'attributes.origin.sha256': hashlib.sha256(data).hexdigest()}
+        )
+        (node,) = qb.all(flat=True)
+        assert node.origin['format'] == expected[name], name

@@ -112,31 +112,20 @@ def _build() -> tuple[Descriptor, ...]:
     for key, symbol, name, unit, result_key in _VIB:
         for suffix, group in VIB_GROUPS.items():
             label = {'all': 'all ions', 'nd': 'non-diffusive ions', 'd': 'diffusive ions'}[suffix]
-            if key in SINGLE_GROUP:  # one descriptor of the paper (all ions); the groups are extras
-                paper = suffix == 'all'
-                d = Descriptor(
-                    key if paper else f'{key}_{suffix}',
-                    symbol if paper else f'{symbol} ({suffix})',
-                    f'{name}, {label}',
-                    'D-V',
-                    unit,
-                    'md',
-                    f'{group}.{result_key}',
-                    paper=paper,
-                )
-                (out if paper else extras).append(d)
-                continue
-            out.append(
-                Descriptor(
-                    f'{key}_{suffix}',
-                    f'{symbol} ({suffix})',
-                    f'{name}, {label}',
-                    'D-V',
-                    unit,
-                    'md',
-                    f'{group}.{result_key}',
-                )
+            # theta_D is one descriptor of the paper (all ions, no suffix); its other groups are extras
+            single = key in SINGLE_GROUP and suffix == 'all'
+            paper = key not in SINGLE_GROUP or single
+            d = Descriptor(
+                key if single else f'{key}_{suffix}',
+                symbol if single else f'{symbol} ({suffix})',
+                f'{name}, {label}',
+                'D-V',
+                unit,
+                'md',
+                f'{group}.{result_key}',
+                paper=paper,
             )
+            (out if paper else extras).append(d)
     out.append(Descriptor('D', 'D', 'Diffusion coefficient', 'D-V', 'cm^2/s', 'md', 'D_cm2_s'))
     out.append(
         Descriptor(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ('SYMPREC_A', 'standard_primitive')
+__all__ = ('SYMPREC_A', 'primitive_atoms', 'standard_primitive')
 
 #: Distance tolerance (Å) of the symmetry search. A relaxation keeps a symmetric structure symmetric to the
 #: round-off of its forces (~1e-6 Å); 1e-3 Å finds the symmetry of a relaxed crystal and moves no atom by
@@ -58,3 +58,35 @@ def standard_primitive(cell, scaled_positions, numbers, symprec: float = SYMPREC
         'n_input': len(numbers),
         'symprec': float(symprec),
     }
+
+
+def primitive_atoms(atoms, symprec: float = SYMPREC_A):
+    """(ASE ``Atoms`` of :func:`standard_primitive` of ``atoms``, with the input's mass of each element;
+    the record of that cell: ``n_atoms_input``, ``n_atoms_primitive``, ``primitive_cell_A``,
+    ``primitive_symbols``, ``primitive_scaled_positions``, ``spacegroup``, ``symprec_A``), the same for
+    both engines' Γ steps. Raises ``ValueError`` as :func:`standard_primitive`, or when atoms of one
+    element carry different masses."""
+    from ase import Atoms
+
+    prim = standard_primitive(atoms.cell, atoms.get_scaled_positions(), atoms.numbers, symprec)
+    masses: dict[int, float] = {}
+    for number, mass in zip(atoms.numbers, atoms.get_masses(), strict=True):
+        if abs(masses.setdefault(int(number), float(mass)) - float(mass)) > 1e-9:
+            raise ValueError(f'atoms of element {number} carry different masses')
+    primitive = Atoms(
+        numbers=prim['numbers'],
+        cell=prim['cell'],
+        scaled_positions=prim['scaled_positions'],
+        masses=[masses[int(n)] for n in prim['numbers']],
+        pbc=True,
+    )
+    record = {
+        'n_atoms_input': len(atoms),
+        'n_atoms_primitive': len(primitive),
+        'primitive_cell_A': prim['cell'].tolist(),
+        'primitive_symbols': primitive.get_chemical_symbols(),
+        'primitive_scaled_positions': prim['scaled_positions'].tolist(),
+        'spacegroup': prim['spacegroup'],
+        'symprec_A': prim['symprec'],
+    }
+    return primitive, record

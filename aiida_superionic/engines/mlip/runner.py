@@ -333,37 +333,14 @@ def task_elastic(atoms, settings: dict, ctx: Context):
 
 
 def _primitive_atoms(atoms, symprec: float):
-    """The standard primitive cell of ``atoms`` (see :mod:`aiida_superionic.engines.symmetry`), with the
-    input's masses, and the record of it."""
-    from ase import Atoms
-
-    from aiida_superionic.engines.symmetry import standard_primitive
+    """The standard primitive cell of ``atoms`` and its record
+    (:func:`aiida_superionic.engines.symmetry.primitive_atoms`); a failure is a task error."""
+    from aiida_superionic.engines.symmetry import primitive_atoms
 
     try:
-        prim = standard_primitive(atoms.cell, atoms.get_scaled_positions(), atoms.numbers, symprec)
+        return primitive_atoms(atoms, symprec)
     except ValueError as exc:
         raise TaskError(f'phonon_gamma: no primitive cell of the input: {exc}') from None
-    masses = {}
-    for number, mass in zip(atoms.numbers, atoms.get_masses(), strict=True):
-        if abs(masses.setdefault(int(number), float(mass)) - float(mass)) > 1e-9:
-            raise TaskError(f'phonon_gamma: atoms of element {number} carry different masses')
-    primitive = Atoms(
-        numbers=prim['numbers'],
-        cell=prim['cell'],
-        scaled_positions=prim['scaled_positions'],
-        masses=[masses[int(n)] for n in prim['numbers']],
-        pbc=True,
-    )
-    record = {
-        'n_atoms_input': len(atoms),
-        'n_atoms_primitive': len(primitive),
-        'primitive_cell_A': primitive.cell[:],
-        'primitive_symbols': primitive.get_chemical_symbols(),
-        'primitive_scaled_positions': primitive.get_scaled_positions(),
-        'spacegroup': prim['spacegroup'],
-        'symprec_A': prim['symprec'],
-    }
-    return primitive, record
 
 
 #: Finite displacement of the Γ task (Å). 0.03 Å (phono3py's default) rather than phonopy's 0.01 Å: an

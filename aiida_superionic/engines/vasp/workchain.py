@@ -215,27 +215,12 @@ def gamma_primitive_structure(structure: orm.StructureData, symprec_A: orm.Float
     """spglib's standardized primitive cell of ``structure`` (``structure``) and what it is (``info``): the
     cell the Γ step gives VASP, whatever cell the user gave. Γ is a property of the primitive cell; a
     conventional cell's Γ point also holds zone-boundary modes of the primitive cell folded back."""
-    from ase import Atoms
+    from ..symmetry import primitive_atoms
 
-    from ..symmetry import standard_primitive
-
-    atoms = structure.get_ase()
     try:
-        prim = standard_primitive(atoms.cell, atoms.get_scaled_positions(), atoms.numbers, symprec_A.value)
+        primitive, info = primitive_atoms(structure.get_ase(), symprec_A.value)
     except ValueError as exc:
         raise InputError(f'no primitive cell of {structure.get_formula()}: {exc}') from None
-    primitive = Atoms(
-        numbers=prim['numbers'], cell=prim['cell'], scaled_positions=prim['scaled_positions'], pbc=True
-    )
-    info = {
-        'n_atoms_input': len(atoms),
-        'n_atoms_primitive': len(primitive),
-        'primitive_cell_A': prim['cell'].tolist(),
-        'primitive_symbols': primitive.get_chemical_symbols(),
-        'primitive_scaled_positions': prim['scaled_positions'].tolist(),
-        'spacegroup': prim['spacegroup'],
-        'symprec_A': prim['symprec'],
-    }
     return {'structure': orm.StructureData(ase=primitive), 'info': orm.Dict(info)}
 
 

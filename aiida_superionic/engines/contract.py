@@ -24,10 +24,15 @@ made-up number.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from functools import cache
-from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
+
+from ..exceptions import InputError
+from ..protocols import base_protocol, check_keys, deep_merge, protocol_names
+
+#: The entry-point group engines are registered under (``name = "module:EngineClass"``).
+ENTRY_POINT_GROUP = 'aiida_superionic.engines'
 
 STEPS = ('relax', 'elastic', 'phonon_gamma', 'vacancy', 'md', 'dielectric', 'band_gap')
 
@@ -42,14 +47,10 @@ OUTPUTS = {
     'band_gap': ('band_gap',),
 }
 
-
-@cache
-def load_protocols(package: str) -> dict[str, Any]:
-    """The ``protocols.yaml`` of an engine's package: ``default``, ``default_protocol`` and the
-    ``protocols`` as deltas on ``default`` (aiida-quantumespresso style)."""
-    import yaml
-
-    return yaml.safe_load(resources.files(package).joinpath('protocols.yaml').read_text())
+#: Largest MD time step accepted at launch, fs (light ions such as Li need 1-2 fs; 10 fs is unstable).
+MAX_TIMESTEP_FS = 10.0
+#: Temperatures accepted at launch, K (exclusive bounds).
+MAX_TEMPERATURE_K = 5000.0
 
 
 class Engine(ABC):
@@ -58,26 +59,37 @@ class Engine(ABC):
     name: str = ''
     #: The package whose ``protocols.yaml`` holds the engine's protocols.
     protocol_package: str = ''
+    #: Mappings of the protocol whose keys are free (INCAR tags, element -> POTCAR, ...): not checked.
+    free_form: ClassVar[tuple[str, ...]] = ()
+    #: Keys a section may take although the protocol does not set them (``{'md': ('walltime_s',)}``).
+    optional_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: The CalcJob plugin the engine's code must run (checked at launch when set).
+    calc_job_plugin: str = ''
 
     def base_protocol(self, name: str | None = None) -> dict[str, Any]:
         """``default`` with the delta of protocol ``name`` (default: the file's ``default_protocol``)."""
-        from ..exceptions import InputError
+        return base_protocol(self.protocol_package, name)
 
-        data = load_protocols(self.protocol_package)
-        name = name or data['default_protocol']
-        if name not in data['protocols']:
-            raise InputError(f'unknown protocol {name!r}: choose one of {", ".join(data["protocols"])}')
-        delta = {k: v for k, v in data['protocols'][name].items() if k != 'description'}
-        return deep_merge(data['default'], delta)
+    def check_overrides(self, base: dict[str, Any], overrides: dict[str, Any] | None) -> None:
+        """Refuse an override key the protocol does not have (raises :class:`InputError`)."""
+        check_keys(overrides or {}, base, free_form=self.free_form, optional=self.optional_keys)
 
     def protocol(self, name: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The engine's settings for a protocol ('fast', 'moderate', 'precise'), with overrides merged."""
-        return deep_merge(self.base_protocol(name), overrides or {})
+        """The engine's settings for a protocol ('fast', 'moderate', 'precise'), with overrides merged;
+        an unknown override key raises :class:`InputError`."""
+        base = self.base_protocol(name)
+        self.check_overrides(base, overrides)
+        return deep_merge(base, overrides or {})
+
+    def check_settings(self, settings: dict[str, Any]) -> None:
+        """Refuse settings (resolved, possibly edited by hand) with keys the engine's protocols do not
+        have, or with non-physical MD settings; raises :class:`InputError`."""
+        self.check_overrides(self.base_protocol(), settings)
+        check_md_settings(settings)
 
     def protocols(self) -> dict[str, str]:
         """Protocol names and their descriptions."""
-        data = load_protocols(self.protocol_package)
-        return {name: p.get('description', '') for name, p in data['protocols'].items()}
+        return protocol_names(self.protocol_package)
 
     @abstractmethod
     def get_builder(self, step: str, structure, code, settings: dict[str, Any], **kwargs: Any):
@@ -88,27 +100,67 @@ class Engine(ABC):
         return {}
 
 
+def check_temperature(value: Any, what: str) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f'{what} must be a number of kelvin, got {value!r}') from None
+    if not (math.isfinite(t) and 0 < t < MAX_TEMPERATURE_K):
+        raise InputError(f'{what} must be between 0 and {MAX_TEMPERATURE_K:g} K, got {t:g}')
+    return t
+
+
+def check_md_settings(settings: dict[str, Any]) -> None:
+    """Non-physical MD settings (time step, counts, temperatures) raise :class:`InputError`."""
+    md = settings.get('md') or {}
+    if 'timestep_fs' in md:
+        dt = md['timestep_fs']
+        ok = isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt)
+        if not (ok and 0 < dt <= MAX_TIMESTEP_FS):
+            raise InputError(f'md.timestep_fs must be > 0 and at most {MAX_TIMESTEP_FS:g} fs, got {dt!r}')
+    for key in ('n_steps', 'frame_interval', 'checkpoint_every', 'min_atoms', 'segment_steps'):
+        if md.get(key) is not None:
+            n = md[key]
+            if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+                raise InputError(f'md.{key} must be a whole number >= 1, got {n!r}')
+    for t in md.get('temperatures') or []:
+        check_temperature(t, 'md.temperatures')
+
+
+def engine_names() -> list[str]:
+    """The names of the engines registered under :data:`ENTRY_POINT_GROUP`."""
+    from importlib.metadata import entry_points
+
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
 def get_engine(name: str) -> Engine:
-    """The engine registered under ``name`` ('mlip' or 'vasp')."""
-    from ..exceptions import InputError
+    """The engine registered under ``name`` in the entry-point group :data:`ENTRY_POINT_GROUP`."""
+    from importlib.metadata import entry_points
 
-    if name == 'mlip':
-        from .mlip.engine import MlipEngine
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not found:
+        names = engine_names()
+        if not names:
+            raise InputError(
+                f'no engines registered under the entry-point group {ENTRY_POINT_GROUP}: '
+                'reinstall aiida-superionic (pip install -e .)'
+            )
+        raise InputError(f'unknown engine {name!r}: available engines are {", ".join(names)}')
+    engine_class = found[0].load()
+    if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
+        raise InputError(f'entry point {name!r} of {ENTRY_POINT_GROUP} is not an Engine: {engine_class!r}')
+    return engine_class()
 
-        return MlipEngine()
-    if name == 'vasp':
-        from .vasp.engine import VaspEngine
 
-        return VaspEngine()
-    raise InputError(f'unknown engine {name!r}: available engines are mlip, vasp')
-
-
-def deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge (protocol deltas, user overrides); ``delta`` wins."""
-    out = dict(base)
-    for key, value in (delta or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+__all__ = [
+    'ENTRY_POINT_GROUP',
+    'OUTPUTS',
+    'STEPS',
+    'Engine',
+    'check_md_settings',
+    'check_temperature',
+    'deep_merge',
+    'engine_names',
+    'get_engine',
+]

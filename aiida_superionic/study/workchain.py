@@ -9,7 +9,7 @@ from aiida.engine import WorkChain
 
 from ..calculations.functions import _clean
 from ..data import DescriptorTableData
-from ..engines.contract import deep_merge
+from ..protocols import deep_merge
 from . import functions
 from .ml import FEATURE_SETS, MODELS
 from .stats import COLUMN_SETS, PAPER_K

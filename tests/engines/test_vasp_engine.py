@@ -10,7 +10,7 @@ import pytest
 
 from aiida_superionic.analysis.vacancy import chemical_potential_reference
 from aiida_superionic.engines.contract import get_engine
-from aiida_superionic.engines.vasp.engine import potential_mapping, step_incar
+from aiida_superionic.engines.vasp.inputs import potential_mapping, step_incar
 from aiida_superionic.engines.vasp.workchain import md_segment_info, reference_incar, vacancy_supercell
 from aiida_superionic.exceptions import InputError
 from aiida_superionic.io.stitch import stitch_frames
@@ -56,7 +56,7 @@ def test_overrides_reach_the_incar_and_bad_names_are_refused(engine):
         step_incar('phonons', s)
     with pytest.raises(InputError, match='no POTCAR mapping for Xx'):
         potential_mapping({'Li', 'Xx'})
-    with pytest.raises(InputError, match=r"unknown key md\.'nsteps'"):
+    with pytest.raises(InputError, match=r'unknown key md\.nsteps; md has'):
         engine.protocol('precise', {'md': {'nsteps': 10}})
     with pytest.raises(InputError, match="'vacancy' must be a mapping"):
         engine.protocol('precise', {'vacancy': 3})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from ...exceptions import InputError
 from ..contract import Engine
@@ -13,6 +13,9 @@ class MlipEngine(Engine):
 
     name = 'mlip'
     protocol_package = __package__
+    #: Keys an override may add to ``md`` although the protocol does not set them.
+    optional_keys: ClassVar[dict[str, tuple[str, ...]]] = {'md': ('segment_steps', 'walltime_s')}
+    calc_job_plugin = 'superionic.mlip'
 
     def unavailable(self) -> dict[str, str]:
         reason = 'not available from an ML potential (no electrons): use the vasp engine'

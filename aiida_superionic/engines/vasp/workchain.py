@@ -26,6 +26,7 @@ from ...data import MDTrajectoryData
 from ...exceptions import InputError
 from ..symmetry import SYMPREC_A
 from . import outputs as vo
+from .inputs import fill_vasp_inputs, step_incar
 
 #: aiida-vasp handlers that would restart an unfinished MD job from its last positions *without* its
 #: velocities; the MD loop here continues it with them instead.
@@ -415,8 +416,6 @@ def reference_incar(rule: dict, settings: dict) -> dict:
     """INCAR of the chemical-potential reference of the shared rule (:mod:`...analysis.vacancy`): a metal
     as the relax step (cell + positions); a molecule as the defect cells (positions, fixed box) with its
     spin: ``ISPIN = 2``, ``MAGMOM = 1 1``, ``NUPDOWN = 2`` for the triplet (O2), ``ISPIN = 1`` otherwise."""
-    from .engine import step_incar
-
     if rule['kind'] == 'metal':
         return step_incar('relax', settings)
     incar = step_incar('vacancy', settings)
@@ -584,8 +583,6 @@ class VaspVacancyWorkChain(WorkChain):
         return None
 
     def run_jobs(self):
-        from .engine import fill_vasp_inputs, step_incar
-
         settings = self.inputs.settings.get_dict()
         options = self.inputs.options.get_dict()
         vac_incar = step_incar('vacancy', settings)

@@ -1,0 +1,139 @@
+"""The package's import graph, read from the source with ``ast`` (every import, at module level or inside
+a function): no import circles, the engine contract imports no concrete engine, and the VASP engine's
+modules import one way (engine -> work chains -> input helpers)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import aiida_superionic
+
+PACKAGE = Path(aiida_superionic.__file__).resolve().parent
+NAME = 'aiida_superionic'
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix('').parts)
+    if parts[-1] == '__init__':
+        parts.pop()
+    return '.'.join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob('*.py'))}
+
+
+def _resolve(module: str, is_package: bool, level: int, target: str | None) -> str:
+    base = module.split('.') if is_package else module.split('.')[:-1]
+    if level > 1:
+        base = base[: len(base) - (level - 1)]
+    return '.'.join([*base, target] if target else base)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package modules it imports (``from .x import y`` counts ``x.y`` when that is a
+    module, else ``x``; an import of a package's submodule does not count its ``__init__``, which Python
+    runs first but which cannot close a circle by itself)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        is_package = path.name == '__init__.py'
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                source = (
+                    node.module if node.level == 0 else _resolve(name, is_package, node.level, node.module)
+                )
+                targets = [
+                    f'{source}.{alias.name}' for alias in node.names if f'{source}.{alias.name}' in modules
+                ]
+                if len(targets) < len(node.names):
+                    targets.append(source)
+            for target in targets:
+                if target and target.split('.')[0] == NAME and target in modules and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_graph_reader_sees_a_circle():
+    """The checker itself: a planted circle is found, a chain is not."""
+    assert cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
+    assert cycles({'a': {'b'}, 'b': {'c'}, 'c': set()}) == []
+    graph = import_graph()
+    assert 'aiida_superionic.engines.contract' in graph['aiida_superionic.workflows.steps']
+    assert 'aiida_superionic.protocols' in graph['aiida_superionic.study.workchain']
+
+
+def test_no_import_circles():
+    assert cycles(import_graph()) == []
+
+
+def test_the_engine_contract_imports_no_engine():
+    """Engines are found through the ``aiida_superionic.engines`` entry-point group."""
+    imported = import_graph()['aiida_superionic.engines.contract']
+    engines = [
+        m
+        for m in imported
+        if m.startswith(('aiida_superionic.engines.mlip', 'aiida_superionic.engines.vasp'))
+    ]
+    assert engines == []
+
+
+def test_vasp_engine_imports_the_work_chains_one_way():
+    graph = import_graph()
+    vasp = 'aiida_superionic.engines.vasp'
+    assert f'{vasp}.workchain' in graph[f'{vasp}.engine']
+    assert f'{vasp}.engine' not in graph[f'{vasp}.workchain']
+    assert f'{vasp}.inputs' in graph[f'{vasp}.workchain'] and f'{vasp}.inputs' in graph[f'{vasp}.engine']
+    assert not graph[f'{vasp}.inputs'] - {'aiida_superionic.exceptions', 'aiida_superionic.protocols'}
+
+
+def test_analysis_and_io_import_no_aiida():
+    for name, path in _modules().items():
+        if (
+            name.startswith(('aiida_superionic.analysis', 'aiida_superionic.io'))
+            or name == 'aiida_superionic.protocols'
+        ):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    assert not any(a.name.split('.')[0] == 'aiida' for a in node.names), name
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    assert (node.module or '').split('.')[0] != 'aiida', name

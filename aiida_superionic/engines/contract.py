@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from ..exceptions import InputError
-from ..protocols import base_protocol, check_keys, deep_merge, protocol_names
+from ..protocols import base_protocol, check_keys, deep_merge, load_yaml, protocol_names
 
 #: The entry-point group engines are registered under (``name = "module:EngineClass"``).
 ENTRY_POINT_GROUP = 'aiida_superionic.engines'
@@ -66,6 +66,10 @@ class Engine(ABC):
     #: The CalcJob plugin the engine's code must run (checked at launch when set).
     calc_job_plugin: str = ''
 
+    def default_protocol(self) -> str:
+        """The name of the protocol used when none is given."""
+        return load_yaml(self.protocol_package)['default_protocol']
+
     def base_protocol(self, name: str | None = None) -> dict[str, Any]:
         """``default`` with the delta of protocol ``name`` (default: the file's ``default_protocol``)."""
         return base_protocol(self.protocol_package, name)
@@ -84,7 +88,10 @@ class Engine(ABC):
     def check_settings(self, settings: dict[str, Any]) -> None:
         """Refuse settings (resolved, possibly edited by hand) with keys the engine's protocols do not
         have, or with non-physical MD settings; raises :class:`InputError`."""
-        self.check_overrides(self.base_protocol(), settings)
+        known: dict[str, Any] = {}
+        for name in self.protocols():  # keys any protocol of the engine sets
+            known = deep_merge(known, self.base_protocol(name))
+        self.check_overrides(known, settings)
         check_md_settings(settings)
 
     def protocols(self) -> dict[str, str]:

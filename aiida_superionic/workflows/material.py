@@ -4,6 +4,8 @@ material's descriptor records."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
@@ -18,6 +20,8 @@ from .steps import (
     RelaxWorkChain,
     VacancyWorkChain,
     engine_settings,
+    fill_engine_inputs,
+    validate_engine_inputs,
 )
 
 
@@ -33,6 +37,7 @@ class MaterialWorkChain(WorkChain):
         spec.input('temperatures', valid_type=orm.List, required=False, help='MD temperatures (K).')
         spec.input('label', valid_type=orm.Str, required=False, help='Material label of the records.')
         spec.input('group_label', valid_type=orm.Str, required=False, help='Add the records to this group.')
+        spec.inputs.validator = validate_engine_inputs  # a bad override fails at launch, not after relax
         spec.outline(cls.relax, cls.properties, cls.molecular_dynamics, cls.results)
         spec.output('relaxed_structure', valid_type=orm.StructureData)
         spec.output('elastic_descriptors', valid_type=orm.Dict, required=False)
@@ -45,6 +50,42 @@ class MaterialWorkChain(WorkChain):
         spec.exit_code(401, 'ERROR_RELAX_FAILED', message='the relaxation failed: {message}')
         spec.exit_code(402, 'ERROR_STEP_FAILED', message='the {step} step failed: {message}')
         spec.exit_code(403, 'ERROR_MD_FAILED', message='the MD work chain failed: {message}')
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code,
+        structure,
+        protocol: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        *,
+        mobile: str,
+        engine: str = 'mlip',
+        temperatures=None,
+        label: str | None = None,
+        group_label: str | None = None,
+    ):
+        """A builder with every input explicit, ready to read, edit and launch: the engine's settings
+        resolved from ``protocol`` (default: the engine's default) and ``overrides`` (an unknown key
+        raises :class:`~aiida_superionic.exceptions.InputError` here), the MD temperatures (default: the
+        protocol's) as a list, and the scheduler ``options`` of every engine job."""
+        builder = cls.get_builder()
+        builder.structure = structure
+        builder.mobile = orm.Str(mobile)
+        settings = fill_engine_inputs(
+            builder, code, engine=engine, protocol=protocol, overrides=overrides, options=options
+        )
+        temps = settings['md']['temperatures'] if temperatures is None else temperatures
+        builder.temperatures = orm.List([float(t) for t in temps])
+        if label is not None:
+            builder.label = orm.Str(label)
+            builder.metadata.label = label
+        else:
+            builder.metadata.label = structure.get_formula(mode='hill_compact')
+        if group_label is not None:
+            builder.group_label = orm.Str(group_label)
+        return builder
 
     def _engine_inputs(self):
         return self.exposed_inputs(RelaxWorkChain)

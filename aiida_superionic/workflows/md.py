@@ -3,13 +3,15 @@ and the descriptor record of every run."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import arrhenius_runs, fit_arrhenius, make_md_cells
 from .md_descriptors import MDDescriptorsWorkChain
 from .resubmit import submit_once
-from .steps import define_engine_inputs, engine_options, engine_settings
+from .steps import define_engine_inputs, engine_options, engine_settings, fill_engine_inputs
 
 
 class MDWorkChain(WorkChain):
@@ -40,6 +42,34 @@ class MDWorkChain(WorkChain):
         spec.output_namespace('arrhenius', valid_type=orm.Dict, dynamic=True, required=False)
         spec.exit_code(400, 'ERROR_MD_FAILED', message='MD at {temperature} K ({cell}) failed: {message}')
         spec.exit_code(401, 'ERROR_DESCRIPTORS_FAILED', message='descriptors of {key} failed: {message}')
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code,
+        structure,
+        protocol: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        *,
+        mobile: str,
+        engine: str = 'mlip',
+        temperatures=None,
+        label: str | None = None,
+    ):
+        """A builder with every input explicit: the engine's settings resolved from ``protocol`` and
+        ``overrides`` and the temperatures (default: the protocol's ``md.temperatures``) as a list."""
+        builder = cls.get_builder()
+        builder.structure = structure
+        builder.mobile = orm.Str(mobile)
+        settings = fill_engine_inputs(
+            builder, code, engine=engine, protocol=protocol, overrides=overrides, options=options
+        )
+        temps = settings['md']['temperatures'] if temperatures is None else temperatures
+        builder.temperatures = orm.List([float(t) for t in temps])
+        if label is not None:
+            builder.label = orm.Str(label)
+        return builder
 
     def make_cells(self):
         _, settings = engine_settings(self)

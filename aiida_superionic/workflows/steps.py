@@ -18,15 +18,30 @@ from .resubmit import submit_once
 
 
 def define_engine_inputs(spec) -> None:
-    """The inputs every engine-driven work chain takes."""
+    """The inputs every engine-driven work chain takes, and the launch-time check of them."""
     spec.input(
         'code', valid_type=orm.AbstractCode, help='The engine code (mlip@localhost for the MLIP engine).'
     )
     spec.input('engine', valid_type=orm.Str, default=lambda: orm.Str('mlip'), help='mlip (or vasp).')
     spec.input(
-        'protocol', valid_type=orm.Str, default=lambda: orm.Str('moderate'), help='fast, moderate or precise.'
+        'protocol',
+        valid_type=orm.Str,
+        default=lambda: orm.Str('moderate'),
+        help='fast, moderate or precise (with `settings`: the protocol they were resolved from).',
     )
-    spec.input('overrides', valid_type=orm.Dict, required=False, help='Deltas on the protocol.')
+    spec.input(
+        'overrides',
+        valid_type=orm.Dict,
+        required=False,
+        help='Deltas on the protocol, merged in when the work chain runs (old style: prefer `settings`).',
+    )
+    spec.input(
+        'settings',
+        valid_type=orm.Dict,
+        required=False,
+        help="The engine's settings, resolved from protocol + overrides before submission "
+        '(`get_builder_from_protocol` fills them); when given, the protocol file is not read again.',
+    )
     spec.input(
         'options',
         valid_type=orm.Dict,
@@ -34,6 +49,38 @@ def define_engine_inputs(spec) -> None:
         help='Scheduler options of every engine job (queue_name, account, qos, custom_scheduler_commands, '
         "resources, max_wallclock_seconds, ...), merged into the jobs' metadata.options.",
     )
+    spec.inputs.validator = validate_engine_inputs
+
+
+def validate_engine_inputs(inputs, _=None) -> str | None:
+    """Launch-time check of the engine inputs, from any path (CLI, ``verdi run``, a notebook): the engine
+    exists, an override or a setting names only keys the protocol has, the MD settings and temperatures
+    are physical, and the code runs the engine's CalcJob plugin. Returns the message, or None."""
+    from ..engines.contract import check_md_settings, check_temperature
+
+    if 'engine' not in inputs:
+        return None
+    try:
+        engine = get_engine(inputs['engine'].value)
+        if 'settings' in inputs:
+            if 'overrides' in inputs:
+                return 'give either `settings` (resolved) or `overrides` (on the protocol), not both'
+            engine.check_settings(inputs['settings'].get_dict())
+        elif 'protocol' in inputs:
+            overrides = inputs['overrides'].get_dict() if 'overrides' in inputs else None
+            check_md_settings(engine.protocol(inputs['protocol'].value, overrides))
+        if 'temperatures' in inputs:
+            for t in inputs['temperatures'].get_list():
+                check_temperature(t, 'temperatures')
+    except InputError as exc:
+        return str(exc)
+    code = inputs.get('code')
+    plugin = getattr(code, 'default_calc_job_plugin', None)
+    if code is not None and engine.calc_job_plugin and plugin and plugin != engine.calc_job_plugin:
+        return (
+            f'code {code.full_label!r} runs {plugin}, not {engine.calc_job_plugin} (the {engine.name} engine)'
+        )
+    return None
 
 
 def engine_options(workchain) -> dict[str, Any]:
@@ -41,10 +88,36 @@ def engine_options(workchain) -> dict[str, Any]:
 
 
 def engine_settings(workchain) -> tuple[Any, dict[str, Any]]:
+    """The engine and its settings: the resolved ``settings`` input, else protocol + overrides."""
     inputs = workchain.inputs
     engine = get_engine(inputs.engine.value)
+    if 'settings' in inputs:
+        return engine, inputs.settings.get_dict()
     overrides = inputs.overrides.get_dict() if 'overrides' in inputs else None
     return engine, engine.protocol(inputs.protocol.value, overrides)
+
+
+def fill_engine_inputs(
+    builder,
+    code,
+    *,
+    engine: str = 'mlip',
+    protocol: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Resolve protocol + overrides into the builder's explicit ``settings`` (with ``code``, ``engine``,
+    ``protocol`` and ``options``); returns the settings. A bad override raises :class:`InputError` here."""
+    engine_obj = get_engine(engine)
+    protocol = protocol or engine_obj.default_protocol()
+    settings = engine_obj.protocol(protocol, overrides)
+    builder.code = code
+    builder.engine = orm.Str(engine)
+    builder.protocol = orm.Str(protocol)
+    builder.settings = orm.Dict(settings)
+    if options:
+        builder.options = orm.Dict(dict(options))
+    return settings
 
 
 class EngineStepWorkChain(WorkChain):
@@ -61,6 +134,34 @@ class EngineStepWorkChain(WorkChain):
         spec.outline(cls.run_engine, cls.results)
         spec.output('results', valid_type=orm.Dict, required=False)
         spec.exit_code(400, 'ERROR_ENGINE_FAILED', message='the {step} step of the engine failed: {message}')
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code,
+        structure,
+        protocol: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        *,
+        engine: str = 'mlip',
+        **kwargs: Any,
+    ):
+        """A builder with every input explicit: the engine's settings resolved from ``protocol`` (default:
+        the engine's default protocol) and ``overrides``, ready to read, edit and launch. ``mobile`` is
+        required by the steps that need the mobile species."""
+        builder = cls.get_builder()
+        builder.structure = structure
+        fill_engine_inputs(
+            builder, code, engine=engine, protocol=protocol, overrides=overrides, options=options
+        )
+        cls._fill_step_inputs(builder, **kwargs)
+        return builder
+
+    @classmethod
+    def _fill_step_inputs(cls, builder, **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError(f'{cls.__name__}.get_builder_from_protocol: unexpected {", ".join(kwargs)}')
 
     def step_kwargs(self) -> dict[str, Any]:
         return {}
@@ -144,6 +245,13 @@ class MobileIonStepWorkChain(EngineStepWorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.input('mobile', valid_type=orm.Str, help='The mobile species.')
+
+    @classmethod
+    def _fill_step_inputs(cls, builder, mobile: str | None = None, **kwargs: Any) -> None:
+        if mobile is None:
+            raise TypeError(f'{cls.__name__}.get_builder_from_protocol needs mobile=')
+        builder.mobile = orm.Str(mobile)
+        super()._fill_step_inputs(builder, **kwargs)
 
     def step_kwargs(self) -> dict[str, Any]:
         return {'mobile': self.inputs.mobile.value}

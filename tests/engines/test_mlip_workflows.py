@@ -120,15 +120,19 @@ def test_material_workchain_fast_protocol_li3n(mlip_code):
     from pymatgen.core import Structure
 
     structure = orm.StructureData(pymatgen=Structure.from_file(str(LI3N)))
-    outputs, node = run_get_node(
-        MaterialWorkChain,
-        structure=structure,
-        mobile=orm.Str('Li'),
-        code=mlip_code,
-        protocol=orm.Str('fast'),
-        label=orm.Str('Li3N'),
+    builder = MaterialWorkChain.get_builder_from_protocol(
+        mlip_code, structure, 'fast', mobile='Li', label='Li3N'
     )
+    outputs, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
+    # the settings resolved before submission travel unchanged to every step: no step re-reads the YAML
+    steps = [
+        n
+        for n in node.called_descendants
+        if isinstance(n, orm.WorkChainNode) and 'settings' in n.base.links.get_incoming().all_link_labels()
+    ]
+    assert {n.process_label for n in steps} >= {'RelaxWorkChain', 'ElasticWorkChain', 'MDWorkChain'}
+    assert {n.inputs.settings.uuid for n in steps} == {node.inputs.settings.uuid}
     records = outputs['records']
     assert sorted(records) == [
         'non_stoichiometric_T1500',

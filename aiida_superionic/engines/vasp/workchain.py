@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from aiida import orm
@@ -227,6 +228,32 @@ def gamma_primitive_structure(structure: orm.StructureData, symprec_A: orm.Float
 
 class VaspStepWorkChain(WorkChain):
     """One contract step with VASP: ``vasp.vasp`` (one job or, for MD, a chain of segments) + readers."""
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code,
+        structure,
+        protocol: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        *,
+        step: str = 'relax',
+        **kwargs: Any,
+    ):
+        """A builder of one ``step`` with every input explicit: the vasp engine's settings resolved
+        from ``protocol`` and ``overrides``; ``kwargs`` are the step's (``temperature_K``, ``mobile``,
+        ``seed``)."""
+        from ..contract import get_engine  # found by entry point: no import circle with the engine
+
+        engine = get_engine('vasp')
+        settings = engine.protocol(protocol, overrides)
+        builder = engine.get_builder(step, structure, code, settings, options=options, **kwargs)
+        if not isinstance(builder._process_class, type) or not issubclass(builder._process_class, cls):
+            raise TypeError(
+                f'step {step!r} is not run by {cls.__name__}: use {builder._process_class.__name__}'
+            )
+        return builder
 
     @classmethod
     def define(cls, spec):
@@ -532,6 +559,32 @@ class VaspVacancyWorkChain(WorkChain):
     ``vacancy.mu_eV`` is given, the chemical-potential reference of the mobile ion by the shared rule
     (:mod:`aiida_superionic.analysis.vacancy`: bcc/fcc metal relaxed; X2 molecule in a box, Γ only, O2
     spin-polarized triplet). E_vac is the lowest of the site classes; all are in the output."""
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        code,
+        structure,
+        protocol: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        *,
+        step: str = 'vacancy',
+        **kwargs: Any,
+    ):
+        """A builder of one ``step`` with every input explicit: the vasp engine's settings resolved
+        from ``protocol`` and ``overrides``; ``kwargs`` are the step's (``temperature_K``, ``mobile``,
+        ``seed``)."""
+        from ..contract import get_engine  # found by entry point: no import circle with the engine
+
+        engine = get_engine('vasp')
+        settings = engine.protocol(protocol, overrides)
+        builder = engine.get_builder(step, structure, code, settings, options=options, **kwargs)
+        if not isinstance(builder._process_class, type) or not issubclass(builder._process_class, cls):
+            raise TypeError(
+                f'step {step!r} is not run by {cls.__name__}: use {builder._process_class.__name__}'
+            )
+        return builder
 
     @classmethod
     def define(cls, spec):

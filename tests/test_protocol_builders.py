@@ -221,3 +221,18 @@ def test_hand_edited_settings_are_checked_at_launch(code):
     builder = MDWorkChain.get_builder_from_protocol(code, lif(), 'fast', mobile='Li', temperatures=[-5])
     with pytest.raises(ValueError, match='temperatures must be between 0 and 5000 K'):
         run_get_node(builder)
+
+
+def test_the_cli_launch_helper_checks_the_ports_before_storing(code):
+    """``aiida-superionic submit`` launches through :func:`~aiida_superionic.cli.launch.launch`, which
+    runs the same port validators first and turns a failure into one ``InputError``."""
+    from aiida_superionic.cli.launch import check_inputs
+
+    builder = MaterialWorkChain.get_builder_from_protocol(code, lif(), 'fast', mobile='Li')
+    check_inputs(builder)  # a good builder passes
+    assert not builder.structure.is_stored and not builder.settings.is_stored
+    settings = builder.settings.get_dict()
+    settings['relax']['fmaxx'] = 0.1
+    builder.settings = orm.Dict(settings)
+    with pytest.raises(InputError, match=r'unknown key relax\.fmaxx; relax has'):
+        check_inputs(builder)

@@ -84,7 +84,6 @@ def cmd_submit(
     """Run STRUCTURE (CIF, POSCAR, ...) through relax, elastic, Γ phonons, vacancy energy and NVT MD at
     several temperatures (stoichiometric and with mobile-ion vacancies), ending with its descriptor
     records. Runs here with progress by default; --daemon submits instead (see `verdi process list`)."""
-    from .cmd_import import check_daemon
     from .profile import load_profile
 
     structure = read_structure(structure_file)
@@ -112,48 +111,31 @@ def cmd_submit(
             f'no code {code_label!r}: run `aiida-superionic setup` (creates mlip@localhost) or pass --code'
         ) from None
     check_code(code, code_label, engine)
-    if daemon:
-        check_daemon(profile)
-
-    from aiida.engine import run_get_node, submit
-
     from ..workflows.material import MaterialWorkChain
     from .cmd_show import format_records
+    from .launch import launch
 
-    inputs = {
-        'structure': orm.StructureData(pymatgen=structure),
-        'mobile': orm.Str(mobile),
-        'code': code,
-        'engine': orm.Str(engine),
-        'protocol': orm.Str(protocol),
-        'metadata': {'label': label or structure.composition.reduced_formula},
-    }
-    if temperatures:
-        inputs['temperatures'] = orm.List(sorted(temperatures))
-    if overrides_dict:
-        inputs['overrides'] = orm.Dict(overrides_dict)
-    if options_dict:
-        inputs['options'] = orm.Dict(options_dict)
-    if label:
-        inputs['label'] = orm.Str(label)
-    if group_label:
-        inputs['group_label'] = orm.Str(group_label)
-    if daemon:
-        node = submit(MaterialWorkChain, **inputs)
-        click.echo(
-            f'submitted MaterialWorkChain<{node.pk}> to the daemon of profile {profile.name}; '
-            f'follow it with `verdi process status {node.pk}`'
-        )
-        return
-    click.echo(
-        f'running {structure.composition.reduced_formula} ({len(structure)} atoms) with the {engine} engine, '
-        f'protocol {protocol}, in profile {profile.name}'
+    builder = MaterialWorkChain.get_builder_from_protocol(
+        code,
+        orm.StructureData(pymatgen=structure),
+        protocol,
+        overrides=overrides_dict or None,
+        options=options_dict or None,
+        mobile=mobile,
+        engine=engine,
+        temperatures=sorted(temperatures) or None,
+        label=label,
+        group_label=group_label,
     )
-    outputs, node = run_get_node(MaterialWorkChain, **inputs)
-    if not node.is_finished_ok:
-        raise InputError(
-            f'MaterialWorkChain<{node.pk}> failed: {node.exit_message or node.process_state.value}'
+    builder.metadata.label = label or structure.composition.reduced_formula
+    if not daemon:
+        click.echo(
+            f'running {structure.composition.reduced_formula} ({len(structure)} atoms) with the {engine} '
+            f'engine, protocol {protocol}, in profile {profile.name}'
         )
+    outputs, node = launch(builder, daemon=daemon, profile=profile)
+    if outputs is None:
+        return
     records = [outputs['records'][k] for k in sorted(outputs['records'])]
     click.echo(format_records(records))
     click.echo(f'done: MaterialWorkChain<{node.pk}>, {len(records)} records')

@@ -133,6 +133,15 @@ def test_material_workchain_fast_protocol_li3n(mlip_code):
     ]
     assert {n.process_label for n in steps} >= {'RelaxWorkChain', 'ElasticWorkChain', 'MDWorkChain'}
     assert {n.inputs.settings.uuid for n in steps} == {node.inputs.settings.uuid}
+    # the docs' query recipe: every record made by engine X from structure Y
+    import runpy
+
+    recipes = runpy.run_path(str(Path(__file__).parents[2] / 'docs' / 'examples' / 'queries.py'))
+    by_engine = recipes['records_by_engine_from_structure']
+    assert {r.uuid for r in by_engine('mlip', structure.uuid)} == {
+        r.uuid for r in outputs['records'].values()
+    }
+    assert by_engine('vasp', structure.uuid) == []
     records = outputs['records']
     assert sorted(records) == [
         'non_stoichiometric_T1500',

@@ -46,3 +46,9 @@ def test_wheel_ships_every_package_data_file(tmp_path):
     (wheel,) = tmp_path.glob('aiida_superionic-*.whl')
     names = set(zipfile.ZipFile(wheel).namelist())
     assert [f for f in data if f not in names] == []
+    # the engines are found through their entry-point group: it must be in the wheel's metadata
+    (entry_points,) = [n for n in names if n.endswith('.dist-info/entry_points.txt')]
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert '[aiida_superionic.engines]' in text
+    assert 'mlip = aiida_superionic.engines.mlip.engine:MlipEngine' in text
+    assert 'vasp = aiida_superionic.engines.vasp.engine:VaspEngine' in text

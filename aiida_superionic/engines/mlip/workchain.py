@@ -4,6 +4,11 @@ Handlers: an MD segment that was killed or reached its wall time continues from 
 (positions + velocities + thermostat state) and the segments are stitched into one trajectory; an MD
 run that blew up restarts from scratch with half the time step; a relaxation that did not converge
 continues from its last structure.
+
+``max_iterations`` is a budget for failures, not for queue slots: an MD segment that stopped *after
+advancing the run* (its checkpoint is at a later step than the one it started from) is continued
+without using up an iteration, so a long run may take as many segments as it needs. A segment that
+stopped without advancing counts like any other failure, which bounds a loop that makes no progress.
 """
 
 from __future__ import annotations
@@ -18,6 +23,21 @@ from .calculation import MlipCalculation
 
 #: Smallest MD time step the unstable-run handler will go down to, fs.
 MIN_TIMESTEP_FS = 0.25
+
+
+def _advanced_md_segment(node) -> bool:
+    """Whether ``node`` is an MD segment that stopped (killed, wall time, ``segment_steps``) with a
+    checkpoint at a later step than the one it started from: continuing it is progress, not a retry."""
+    if node.exit_status not in (
+        MlipCalculation.exit_codes.ERROR_MD_INCOMPLETE.status,
+        MlipCalculation.exit_codes.ERROR_WALLTIME.status,
+    ):
+        return False
+    if 'results' not in node.outputs or 'restart' not in node.outputs:
+        return False
+    results = node.outputs.results
+    reached, started = results.get('restart_step'), results.get('restart_from_step')
+    return reached is not None and int(reached) > int(started or 0)
 
 
 class MlipBaseWorkChain(BaseRestartWorkChain):
@@ -50,6 +70,31 @@ class MlipBaseWorkChain(BaseRestartWorkChain):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(MlipCalculation, 'mlip'))
         self.ctx.segments = []
+        #: MD continuations that advanced the run: not failures, not counted against ``max_iterations``
+        self.ctx.continuations = 0
+
+    def inspect_process(self):
+        """As aiida-core's, except that an MD segment which advanced the run is continued without using up
+        the failure budget (``max_iterations``): aiida-core counts every iteration, queue slots included."""
+        node = self.ctx.children[self.ctx.iteration - 1]
+        enabled = {handler.__name__ for _, handler in self.get_process_handlers_by_priority()}
+        if 'handle_md_interrupted' in enabled and _advanced_md_segment(node):
+            self.handle_md_interrupted(node)
+            self.ctx.continuations += 1
+            self.ctx.unhandled_failure = False
+            return None
+        free = self.ctx.get('continuations', 0)
+        if not free:
+            return super().inspect_process()
+        # aiida-core compares ctx.iteration with max_iterations and reads the node as
+        # ctx.children[ctx.iteration - 1]: show it only the iterations that count (within this step; the
+        # context is restored before the next checkpoint)
+        iteration, children = self.ctx.iteration, self.ctx.children
+        self.ctx.iteration, self.ctx.children = iteration - free, children[free:]
+        try:
+            return super().inspect_process()
+        finally:
+            self.ctx.iteration, self.ctx.children = iteration, children
 
     def _task(self) -> str:
         return self.ctx.inputs.parameters['task']

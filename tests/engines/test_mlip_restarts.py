@@ -145,3 +145,20 @@ def test_a_disabled_continuation_handler_is_respected(code):
     assert (
         _inspect(process, _segment(code, None, 200)) == MlipBaseWorkChain.exit_codes.ERROR_UNHANDLED_FAILURE
     )
+
+
+def test_a_segment_stopped_after_its_last_checkpoint_completes_the_run(code):
+    """A segment whose checkpoint is at the run's last step (every step done; only results.json missing,
+    e.g. the job ended before the runner wrote it) completes the run. Before, the chain continued it: the
+    continuation has no step left, ends 'ok' without a frame, which the parser reports as incomplete at the
+    same step, and the chain repeated that until max_iterations ("MD at 1500 K ... maximum number of
+    iterations exceeded")."""
+    process = _workchain(code, max_iterations=10, n_steps=200)
+    killed = _segment(code, None, 200, EXIT.ERROR_MD_INCOMPLETE.status)
+    _inspect(process, killed)
+    assert process.ctx.is_finished and not process.should_run_process()
+    assert process.ctx.md_complete == killed.pk and 'restart' not in process.ctx.inputs
+    # a segment stopped before the last step is continued as before
+    process = _workchain(code, max_iterations=10, n_steps=200)
+    _inspect(process, _segment(code, None, 120, EXIT.ERROR_MD_INCOMPLETE.status))
+    assert not process.ctx.is_finished and process.should_run_process()

@@ -101,14 +101,16 @@ class MlipBaseWorkChain(BaseRestartWorkChain):
 
     def results(self):
         node = self.ctx.children[self.ctx.iteration - 1]
-        if not node.is_finished_ok:
+        complete = self._task() == 'md' and self.ctx.get('md_complete') == node.pk
+        if not node.is_finished_ok and not complete:
             return super().results()  # reports the failure and returns the right exit code
         if self._task() != 'md':
             for name in ('results', 'structure', 'elastic_tensor', 'phonon', 'force_constants', 'vacancy'):
                 if name in node.outputs:
                     self.out(name, node.outputs[name])
             return None
-        segments = [*self.ctx.segments, node.outputs.trajectory]
+        # a run completed by a stopped segment: that segment's trajectory is already the last one
+        segments = [*self.ctx.segments] if complete else [*self.ctx.segments, node.outputs.trajectory]
         try:
             trajectory = stitch_segments(segments)
         except Exception as exc:  # the calcfunction raised: report it as an exit code
@@ -126,9 +128,23 @@ class MlipBaseWorkChain(BaseRestartWorkChain):
         ],
     )
     def handle_md_interrupted(self, node):
-        """Continue an interrupted MD segment from its last checkpoint."""
+        """Continue an interrupted MD segment from its last checkpoint; if that checkpoint is the run's
+        last step, the run is complete (only its results file is missing) and ends with its frames."""
         if 'trajectory' in node.outputs:
             self.ctx.segments.append(node.outputs.trajectory)
+        step = node.outputs.results['restart_step']
+        n_steps = int(self.ctx.inputs.parameters['settings']['n_steps'])
+        if step is not None and int(step) >= n_steps:
+            # A continuation from here has no step left to run: it would end 'ok' with no frame, which the
+            # parser reports as incomplete at the same step, and the chain would repeat it until
+            # max_iterations. Every step and frame of the run is in the segments: finish with them.
+            self.ctx.md_complete = node.pk
+            self.ctx.is_finished = True
+            self.report(
+                f'{node.process_label}<{node.pk}> stopped after writing its checkpoint at the last step '
+                f'({step} of {n_steps}): the run is complete'
+            )
+            return ProcessHandlerReport(do_break=True)
         self.ctx.inputs.restart = node.outputs.restart
         self.report(
             f'{node.process_label}<{node.pk}> stopped at step {node.outputs.results["restart_step"]}: continuing'

@@ -316,7 +316,7 @@ def _material_with_daemon_kills(user: User, aiida_root: Path, profile: str, tmp_
         deadline = time.monotonic() + 900
         while True:
             try:
-                facts = probe('audit', pk)
+                facts = probe('audit', pk, timeout=900)  # minutes when the cores are shared
             except AssertionError as exc:  # SQLite: the probe's read met the daemon's write lock; read again
                 if 'database is locked' not in str(exc) or time.monotonic() > deadline:
                     raise

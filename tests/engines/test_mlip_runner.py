@@ -605,9 +605,10 @@ def test_md_restart_rejects_other_thermostat(tmp_path, relaxed_lif):
         tmp_path / 'B', atoms, 'md', {**settings, 'n_steps': 8, 'thermostat': 'nose-hoover'}
     )  # fmt: skip
     assert results['status'] == 'ok'  # no restart.npz in B: fresh start
-    shutil.copy(tmp_path / 'A' / 'restart.npz', tmp_path / 'B' / 'restart.npz')
-    assert main(tmp_path / 'B') == 3
-    results = json.loads((tmp_path / 'B' / 'results.json').read_text())
+    workdir = prepare(tmp_path / 'C', atoms, 'md', {**settings, 'n_steps': 8, 'thermostat': 'nose-hoover'})
+    shutil.copy(tmp_path / 'A' / 'restart.npz', workdir / 'restart.npz')
+    assert main(workdir) == 3
+    results = json.loads((workdir / 'results.json').read_text())
     assert results['status'] == 'error' and 'thermostat' in results['message']
 
 
@@ -764,3 +765,36 @@ def test_a_second_runner_in_the_same_folder_waits_and_keeps_the_first_results(tm
     reference = run_task(tmp_path / 'B', atoms, 'md', settings)  # the same run alone
     assert reference['n_frames'] == 13
     np.testing.assert_allclose(out['positions'], read_md_output(tmp_path / 'B')['positions'], atol=1e-5)
+
+
+def test_a_second_runner_after_the_first_finished_leaves_its_run_alone(tmp_path, relaxed_lif):
+    """The job submitted twice into one folder, the second runner starting only once the first has
+    finished (a slow daemon restart on a loaded machine). Before, it ran again: it took the first
+    runner's final restart.npz (at the last step) for an input, ran zero steps, and replaced the
+    results and frames by an 'ok' without a frame -- which the parser reports as incomplete at the last
+    step, and the restart work chain continued that until max_iterations."""
+    atoms = lif_cubic(relaxed_lif)
+    settings = {**MD_RESTART, 'n_steps': 12}
+    first = run_task(tmp_path, atoms, 'md', settings)
+    assert first['status'] == 'ok' and first['n_frames'] == 7
+    files = {
+        name: (tmp_path / name).read_bytes() for name in ('results.json', 'trajectory.f32', 'restart.npz')
+    }
+    assert main(tmp_path) == 0  # the first runner's status
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files
+    np.testing.assert_array_equal(read_md_output(tmp_path)['steps'], np.arange(0, 13, 2))
+
+
+def test_a_second_runner_after_the_first_was_killed_leaves_its_checkpoint(tmp_path, relaxed_lif):
+    """The same, the first runner killed mid-run (frames and a checkpoint, no results.json): the second
+    one touches nothing and fails, so that the job is parsed as the first run killed at its checkpoint
+    (and continued from there with all its frames), not as a run that started at that checkpoint."""
+    atoms = lif_cubic(relaxed_lif)
+    run_task(tmp_path, atoms, 'md', {**MD_RESTART, 'n_steps': 12})
+    (tmp_path / 'results.json').unlink()  # what SIGKILL after the last checkpoint leaves
+    files = {
+        name: (tmp_path / name).read_bytes() for name in ('trajectory.json', 'trajectory.f32', 'restart.npz')
+    }
+    assert main(tmp_path) == runner.EXIT_CODES['error']
+    assert not (tmp_path / 'results.json').exists()
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files

@@ -883,21 +883,47 @@ def main(workdir: str | os.PathLike | None = None) -> int:
         workdir = args[0] if args else '.'
     # One runner per folder: when a daemon dies between handing a job to the scheduler and recording
     # it, aiida-core submits the job again into the same folder. The second runner waits for the
-    # first, then leaves its results as they are instead of overwriting them while they are written.
+    # first (if it still runs), then leaves what it wrote as it is: it must neither overwrite results
+    # nor take the first runner's final restart.npz for an input to continue from.
     import fcntl
 
     with open(Path(workdir) / RUNNER_LOCK_FILE, 'a') as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # another runner works here: wait for it and keep what it wrote
+        except BlockingIOError:  # another runner works here: wait for it
             fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                results = json.loads((Path(workdir) / RESULTS_FILE).read_text())
-            except (OSError, ValueError):
-                return EXIT_CODES['error']
-            return EXIT_CODES.get(results.get('status'), 3)
+        previous = _previous_runner_exit_code(Path(workdir))
+        if previous is not None:
+            return previous
         status, _ = run(workdir)
     return EXIT_CODES.get(status, 3)
+
+
+def _previous_runner_exit_code(workdir: Path) -> int | None:
+    """The exit code of a runner that already worked in ``workdir``, or None if none did.
+
+    aiida-core uploads only the inputs (``aiida.json``, ``structure.extxyz``, an MD continuation's
+    ``restart.npz``): ``results.json`` or the MD frame files in the folder were written by an earlier
+    runner of the same job. A finished one: its status. An MD runner that died mid-run (frames, maybe a
+    checkpoint, no results): an error, touching nothing, so that the job is parsed as that run, killed
+    at its last checkpoint. Running again here would instead continue from the earlier runner's own
+    checkpoint -- for a finished run, its last step: zero steps, no frame -- and overwrite its frames.
+    """
+    try:
+        results = json.loads((workdir / RESULTS_FILE).read_text())
+    except FileNotFoundError:
+        results = None
+    except (OSError, ValueError):
+        return EXIT_CODES['error']
+    if results is not None:
+        _log(
+            f'aiida-superionic-mlip: an earlier runner of this job finished in {workdir}: keeping its results'
+        )
+        return EXIT_CODES.get(results.get('status'), 3)
+    if (workdir / TRAJECTORY_META_FILE).exists() or (workdir / TRAJECTORY_FILE).exists():
+        _log(f'aiida-superionic-mlip: an earlier runner of this job stopped in {workdir}: leaving its files')
+        return EXIT_CODES['error']
+    return None
 
 
 # ------------------------------------------------------------------------------------- output helpers

@@ -4,6 +4,11 @@ Handlers: an MD segment that was killed or reached its wall time continues from 
 (positions + velocities + thermostat state) and the segments are stitched into one trajectory; an MD
 run that blew up restarts from scratch with half the time step; a relaxation that did not converge
 continues from its last structure.
+
+``max_iterations`` is a budget for failures, not for queue slots: an MD segment that stopped *after
+advancing the run* (its checkpoint is at a later step than the one it started from) is continued
+without using up an iteration, so a long run may take as many segments as it needs. A segment that
+stopped without advancing counts like any other failure, which bounds a loop that makes no progress.
 """
 
 from __future__ import annotations
@@ -20,6 +25,21 @@ from .calculation import MlipCalculation
 
 #: Smallest MD time step the unstable-run handler will go down to, fs.
 MIN_TIMESTEP_FS = 0.25
+
+
+def _advanced_md_segment(node) -> bool:
+    """Whether ``node`` is an MD segment that stopped (killed, wall time, ``segment_steps``) with a
+    checkpoint at a later step than the one it started from: continuing it is progress, not a retry."""
+    if node.exit_status not in (
+        MlipCalculation.exit_codes.ERROR_MD_INCOMPLETE.status,
+        MlipCalculation.exit_codes.ERROR_WALLTIME.status,
+    ):
+        return False
+    if 'results' not in node.outputs or 'restart' not in node.outputs:
+        return False
+    results = node.outputs.results
+    reached, started = results.get('restart_step'), results.get('restart_from_step')
+    return reached is not None and int(reached) > int(started or 0)
 
 
 class MlipBaseWorkChain(BaseRestartWorkChain):
@@ -78,20 +98,47 @@ class MlipBaseWorkChain(BaseRestartWorkChain):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(MlipCalculation, 'mlip'))
         self.ctx.segments = []
+        #: MD continuations that advanced the run: not failures, not counted against ``max_iterations``
+        self.ctx.continuations = 0
+
+    def inspect_process(self):
+        """As aiida-core's, except that an MD segment which advanced the run is continued without using up
+        the failure budget (``max_iterations``): aiida-core counts every iteration, queue slots included."""
+        node = self.ctx.children[self.ctx.iteration - 1]
+        enabled = {handler.__name__ for _, handler in self.get_process_handlers_by_priority()}
+        if 'handle_md_interrupted' in enabled and _advanced_md_segment(node):
+            self.handle_md_interrupted(node)
+            self.ctx.continuations += 1
+            self.ctx.unhandled_failure = False
+            return None
+        free = self.ctx.get('continuations', 0)
+        if not free:
+            return super().inspect_process()
+        # aiida-core compares ctx.iteration with max_iterations and reads the node as
+        # ctx.children[ctx.iteration - 1]: show it only the iterations that count (within this step; the
+        # context is restored before the next checkpoint)
+        iteration, children = self.ctx.iteration, self.ctx.children
+        self.ctx.iteration, self.ctx.children = iteration - free, children[free:]
+        try:
+            return super().inspect_process()
+        finally:
+            self.ctx.iteration, self.ctx.children = iteration, children
 
     def _task(self) -> str:
         return self.ctx.inputs.parameters['task']
 
     def results(self):
         node = self.ctx.children[self.ctx.iteration - 1]
-        if not node.is_finished_ok:
+        complete = self._task() == 'md' and self.ctx.get('md_complete') == node.pk
+        if not node.is_finished_ok and not complete:
             return super().results()  # reports the failure and returns the right exit code
         if self._task() != 'md':
             for name in ('results', 'structure', 'elastic_tensor', 'phonon', 'force_constants', 'vacancy'):
                 if name in node.outputs:
                     self.out(name, node.outputs[name])
             return None
-        segments = [*self.ctx.segments, node.outputs.trajectory]
+        # a run completed by a stopped segment: that segment's trajectory is already the last one
+        segments = [*self.ctx.segments] if complete else [*self.ctx.segments, node.outputs.trajectory]
         try:
             trajectory = stitch_segments(segments)
         except Exception as exc:  # the calcfunction raised: report it as an exit code
@@ -109,9 +156,23 @@ class MlipBaseWorkChain(BaseRestartWorkChain):
         ],
     )
     def handle_md_interrupted(self, node):
-        """Continue an interrupted MD segment from its last checkpoint."""
+        """Continue an interrupted MD segment from its last checkpoint; if that checkpoint is the run's
+        last step, the run is complete (only its results file is missing) and ends with its frames."""
         if 'trajectory' in node.outputs:
             self.ctx.segments.append(node.outputs.trajectory)
+        step = node.outputs.results['restart_step']
+        n_steps = int(self.ctx.inputs.parameters['settings']['n_steps'])
+        if step is not None and int(step) >= n_steps:
+            # A continuation from here has no step left to run: it would end 'ok' with no frame, which the
+            # parser reports as incomplete at the same step, and the chain would repeat it until
+            # max_iterations. Every step and frame of the run is in the segments: finish with them.
+            self.ctx.md_complete = node.pk
+            self.ctx.is_finished = True
+            self.report(
+                f'{node.process_label}<{node.pk}> stopped after writing its checkpoint at the last step '
+                f'({step} of {n_steps}): the run is complete'
+            )
+            return ProcessHandlerReport(do_break=True)
         self.ctx.inputs.restart = node.outputs.restart
         self.report(
             f'{node.process_label}<{node.pk}> stopped at step {node.outputs.results["restart_step"]}: continuing'

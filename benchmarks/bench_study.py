@@ -388,6 +388,7 @@ def main() -> None:
     parser.add_argument('--max-iter', type=int, default=2000)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--no-ml', action='store_true')
+    parser.add_argument('--no-stats', action='store_true', help='only the ML stages')
     parser.add_argument(
         '--workchain', action='store_true', help='also the work chain on a throw-away profile'
     )
@@ -419,7 +420,8 @@ def main() -> None:
         total[1] += t_peer
         print(f'{name:<52} {t_ours:8.2f} {t_peer:8.2f} {t_peer / t_ours:8.1f}x {diff:11.1e}', flush=True)
 
-    run_stats(table, args, report)
+    if not args.no_stats:
+        run_stats(table, args, report)
     if not args.no_ml:
         run_ml(table, args, report)
     print(

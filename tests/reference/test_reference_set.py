@@ -124,3 +124,24 @@ def test_excluded_materials_have_reasons():
 def test_docs_table_is_the_generated_one():
     """docs/reference_set.rst holds the table rst_table() makes from the index: it cannot drift."""
     assert rst_table() in DOCS.read_text()
+
+
+def test_shipped_files_are_what_build_writes(tmp_path):
+    """The CIFs and index entries are exactly what reference/build.py writes from its literature data:
+    a hand edit of a shipped file, or a data change without a rebuild, fails here."""
+    import yaml
+
+    from aiida_superionic.reference import REFERENCE_DIR
+    from aiida_superionic.reference.build import build
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        build(tmp_path)
+    shipped = sorted(p.name for p in (REFERENCE_DIR / 'cifs').glob('*.cif'))
+    assert sorted(p.name for p in (tmp_path / 'cifs').glob('*.cif')) == shipped
+    for name in shipped:
+        assert (tmp_path / 'cifs' / name).read_text() == (REFERENCE_DIR / 'cifs' / name).read_text(), name
+    fresh = yaml.safe_load((tmp_path / 'index.yaml').read_text())
+    stored = yaml.safe_load((REFERENCE_DIR / 'index.yaml').read_text())
+    assert fresh['materials'] == stored['materials']
+    assert fresh['excluded'] == stored['excluded']

@@ -19,6 +19,8 @@ def test_wheel_ships_every_package_data_file(tmp_path):
     ).stdout.split()
     data = sorted(f for f in tracked if not f.endswith('.py'))
     assert 'aiida_superionic/engines/vasp/protocols.yaml' in data
+    assert 'aiida_superionic/reference/index.yaml' in data  # the reference set (index + CIFs)
+    assert 'aiida_superionic/reference/cifs/Li3N.cif' in data
     src = tmp_path / 'src'
     src.mkdir()
     for name in ('pyproject.toml', 'README.md'):

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..exceptions import InputError
+from ..reference import FAMILIES
 from .root import cmd_root
 from .structures import read_structure
 from .validation import check_code, check_label, check_settings, check_temperature
@@ -27,8 +28,23 @@ def _json_object(text: str | None, option: str) -> dict:
 
 
 @cmd_root.command('submit')
-@click.argument('structure_file', metavar='STRUCTURE', type=click.Path(dir_okay=False, path_type=Path))
-@click.option('-m', '--mobile', required=True, help='The mobile species (e.g. Li).')
+@click.argument(
+    'structure_files', nargs=-1, metavar='[STRUCTURE]...', type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    '-m', '--mobile', help='The mobile species (e.g. Li): required for STRUCTURE files; --set takes its own.'
+)
+@click.option(
+    '--set',
+    'reference_set',
+    type=click.Choice(['reference', 'reference-fast']),
+    help='Submit the shipped reference set too (reference-fast: the part that fits 2 h of the fast protocol '
+    'on 2 cores); see the docs page "The reference set".',
+)
+@click.option('--family', type=click.Choice(FAMILIES), help='With --set: only this family of the set.')
+@click.option(
+    '--dry-run', is_flag=True, help='Read and check every material and build its inputs; launch nothing.'
+)
 @click.option(
     '-T',
     '--temperatures',
@@ -69,8 +85,11 @@ def _json_object(text: str | None, option: str) -> dict:
 @click.pass_context
 def cmd_submit(
     ctx: click.Context,
-    structure_file: Path,
-    mobile: str,
+    structure_files: tuple[Path, ...],
+    mobile: str | None,
+    reference_set: str | None,
+    family: str | None,
+    dry_run: bool,
     temperatures: tuple[float, ...],
     engine: str,
     protocol: str,
@@ -83,13 +102,30 @@ def cmd_submit(
 ) -> None:
     """Run STRUCTURE (CIF, POSCAR, ...) through relax, elastic, Γ phonons, vacancy energy and NVT MD at
     several temperatures (stoichiometric and with mobile-ion vacancies), ending with its descriptor
-    records. Runs here with progress by default; --daemon submits instead (see `verdi process list`)."""
+    records. Runs here with progress by default; --daemon submits instead (see `verdi process list`).
+
+    Several STRUCTUREs, or --set reference [--family F], go one after the other into one --group, each
+    reported as it ends; a material that fails does not stop the others and is named in the summary."""
     from .profile import load_profile
 
-    structure = read_structure(structure_file)
+    if reference_set is not None or family is not None or len(structure_files) != 1 or dry_run:
+        from .submit_many import collect_materials
+
+        items = collect_materials(structure_files, reference_set, family, mobile)
+        if label is not None and len(items) > 1:
+            raise InputError('--label names one material: leave it out with several')
+        if group_label is None and reference_set is not None:
+            group_label = f'superionic-reference-{protocol}'
+        if group_label is None and len(items) > 1 and not dry_run:
+            raise InputError('several materials go into one group: pass --group')
+    else:
+        if mobile is None:
+            raise InputError("Missing option '-m' / '--mobile' (required for a STRUCTURE file)")
+        items = None
+        structure = read_structure(structure_files[0])
     overrides_dict = _json_object(overrides, '--overrides')
     options_dict = _json_object(job_options, '--options')
-    if mobile not in {el.symbol for el in structure.composition.elements}:
+    if items is None and mobile not in {el.symbol for el in structure.composition.elements}:
         raise InputError(
             f'mobile species {mobile!r} not in structure {structure.composition.reduced_formula}'
         )
@@ -98,7 +134,7 @@ def cmd_submit(
     check_label(label)
     if group_label is not None and (not group_label.strip() or not group_label.isprintable()):
         raise InputError('--group must be one non-empty line of printable text')
-    check_settings(engine, protocol, overrides_dict)
+    settings = check_settings(engine, protocol, overrides_dict)
     profile = load_profile(ctx)
 
     from aiida import orm
@@ -115,6 +151,15 @@ def cmd_submit(
     from .cmd_show import format_records
     from .launch import launch
 
+    if items is not None:
+        from .submit_many import run_materials
+
+        common = {'code': code, 'engine': engine, 'protocol': protocol, 'temperatures': temperatures}
+        common |= {'overrides': overrides_dict, 'options': options_dict, 'group_label': group_label}
+        if label is not None:
+            common['label'] = label
+        run_materials(items, common, settings.get('model'), daemon, dry_run, profile)
+        return
     builder = MaterialWorkChain.get_builder_from_protocol(
         code,
         orm.StructureData(pymatgen=structure),

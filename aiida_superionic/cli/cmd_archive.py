@@ -12,10 +12,17 @@ from .root import cmd_root
 
 def load_archive_profile(path: Path):
     """Load an archive file as a read-only profile (aiida-core's ``core.sqlite_zip`` storage): query it
-    without importing anything."""
-    from aiida import load_profile
+    without importing anything.
+
+    The database is read here, once, before any query: aiida-core only extracts it from the zip (and
+    checks its CRC-32) at the first query, so a damaged archive would otherwise fail in the middle of the
+    command with a traceback. A damaged repository file is never read by the table, so it is no error."""
+    import zipfile
+
+    from aiida import load_profile, orm
     from aiida.common.exceptions import CorruptStorage, IncompatibleStorageSchema, UnreachableStorage
     from aiida.storage.sqlite_zip.backend import SqliteZipBackend
+    from sqlalchemy.exc import SQLAlchemyError
 
     if not path.is_file():
         raise InputError(f'no archive file {path}')
@@ -24,8 +31,17 @@ def load_archive_profile(path: Path):
         loaded = load_profile(profile, allow_switch=True)
         from aiida.manage import get_manager
 
-        get_manager().get_profile_storage()  # open it now: a broken file fails here, with one line
-    except (CorruptStorage, IncompatibleStorageSchema, UnreachableStorage, OSError, ValueError) as exc:
+        get_manager().get_profile_storage().get_session()  # extracts the database: CRC checked here
+        orm.QueryBuilder().append(orm.Node).count()  # and reads it
+    except (
+        CorruptStorage,
+        IncompatibleStorageSchema,
+        UnreachableStorage,
+        OSError,
+        ValueError,
+        zipfile.BadZipFile,
+        SQLAlchemyError,
+    ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f'{path} is not a readable AiiDA archive: {first}') from None
     return loaded

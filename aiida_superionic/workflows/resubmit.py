@@ -39,7 +39,10 @@ def _called(workchain, link_label: str) -> list[tuple[int, orm.ProcessNode]]:
 
 
 def _submit(workchain, link_label: str, process: Any, inputs: dict[str, Any]) -> orm.ProcessNode:
-    if hasattr(process, '_process_class'):  # a ProcessBuilder
+    from aiida.engine.processes.builder import ProcessBuilderNamespace
+
+    # a builder (not a process class: aiida-vasp's VaspWorkChain has a `_process_class` attribute too)
+    if isinstance(process, ProcessBuilderNamespace):
         process.metadata.call_link_label = link_label
         return workchain.submit(process, **inputs)
     inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': link_label}

@@ -25,6 +25,7 @@ from aiida_vasp.workchains.v2.vasp import VaspWorkChain
 from ...calculations.functions import stitch_segments
 from ...data import MDTrajectoryData
 from ...exceptions import InputError
+from ...workflows.resubmit import submit_once
 from ..symmetry import SYMPREC_A
 from . import outputs as vo
 from .inputs import fill_vasp_inputs, step_incar
@@ -336,7 +337,8 @@ class VaspStepWorkChain(WorkChain):
             inputs.parameters = orm.Dict(incar)
             self.ctx.segment_nblock = nblock
             self.ctx.segment_start = self.ctx.md_step
-        node = self.submit(SuperionicVaspWorkChain, **inputs)
+        # under a fixed call-link label: a step replayed after a daemon crash reuses the job it submitted
+        node = submit_once(self, f'vasp_{len(self.ctx.segments)}', SuperionicVaspWorkChain, **inputs)
         node.base.extras.set('superionic_segment', len(self.ctx.segments))
         return ToContext(child=node)
 
@@ -663,7 +665,7 @@ class VaspVacancyWorkChain(WorkChain):
                 gamma_only=gamma_only,
             )
             builder.metadata.label = f'vacancy {role.replace("_", " ")}'
-            futures[role] = self.submit(builder)
+            futures[role] = submit_once(self, f'vasp_{role}', builder)  # a replayed step reuses it
         self.ctx.roles = list(jobs)
         return ToContext(**futures)
 

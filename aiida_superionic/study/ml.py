@@ -85,7 +85,17 @@ def feature_columns(
             numeric.append(d.key)
     if include_temperature:
         numeric.append('temperature_K')
-    categorical = [c for c in CATEGORICAL if c in table.columns and c not in excluded]
+    categorical = []
+    for c in CATEGORICAL:
+        if c not in table.columns or c in excluded:
+            continue
+        # the same rule as a numeric input: a category missing in some rows (a record imported without
+        # its structure, say) is dropped, not turned into a category of its own
+        missing = table[c].isna() | (table[c].astype(object) == '')
+        if missing.any():
+            dropped[c] = f'missing in {int(missing.sum())} of {len(missing)} rows'
+        else:
+            categorical.append(c)
     return numeric, categorical, dropped
 
 

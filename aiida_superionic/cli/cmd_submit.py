@@ -8,6 +8,7 @@ import click
 
 from ..exceptions import InputError
 from ..reference import FAMILIES
+from .options import CODE, ENGINE, PROTOCOL, load_code
 from .root import cmd_root
 from .structures import read_structure
 from .validation import check_code, check_label, check_settings, check_temperature
@@ -52,20 +53,9 @@ def _json_object(text: str | None, option: str) -> dict:
     multiple=True,
     help="MD temperatures in K (repeat, or space-separated after one -T). Default: the protocol's.",
 )
-@click.option(
-    '-e', '--engine', default='mlip', show_default=True, type=click.Choice(['mlip', 'vasp']), help='Engine.'
-)
-@click.option(
-    '-P',
-    '--protocol',
-    default='moderate',
-    show_default=True,
-    type=click.Choice(['fast', 'moderate', 'precise']),
-    help='Protocol.',
-)
-@click.option(
-    '-c', '--code', 'code_label', default='mlip@localhost', show_default=True, help='The engine code.'
-)
+@ENGINE
+@PROTOCOL
+@CODE
 @click.option('-l', '--label', help='Material label of the records (default: the formula).')
 @click.option(
     '--overrides',
@@ -92,8 +82,8 @@ def cmd_submit(
     dry_run: bool,
     temperatures: tuple[float, ...],
     engine: str,
-    protocol: str,
-    code_label: str,
+    protocol: str | None,
+    code_identifier: str,
     label: str | None,
     overrides: str | None,
     job_options: str | None,
@@ -106,8 +96,10 @@ def cmd_submit(
 
     Several STRUCTUREs, or --set reference [--family F], go one after the other into one --group, each
     reported as it ends; a material that fails does not stop the others and is named in the summary."""
+    from ..engines.contract import get_engine
     from .profile import load_profile
 
+    protocol = protocol or get_engine(engine).default_protocol()
     if reference_set is not None or family is not None or len(structure_files) != 1 or dry_run:
         from .submit_many import collect_materials
 
@@ -138,15 +130,9 @@ def cmd_submit(
     profile = load_profile(ctx)
 
     from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
-    try:
-        code = orm.load_code(code_label)
-    except (NotExistent, MultipleObjectsError, ValueError):
-        raise InputError(
-            f'no code {code_label!r}: run `aiida-superionic setup` (creates mlip@localhost) or pass --code'
-        ) from None
-    check_code(code, code_label, engine)
+    code = load_code(code_identifier, ctx)
+    check_code(code, engine)
     from ..workflows.material import MaterialWorkChain
     from .cmd_show import format_records
     from .launch import launch

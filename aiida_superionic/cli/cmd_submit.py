@@ -134,8 +134,8 @@ def cmd_submit(
     code = load_code(code_identifier, ctx)
     check_code(code, engine)
     from ..workflows.material import MaterialWorkChain
-    from .cmd_show import format_records
     from .launch import launch
+    from .records import format_records
 
     if items is not None:
         from .submit_many import run_materials

@@ -129,36 +129,20 @@ def cmd_submit(
     settings = check_settings(engine, protocol, overrides_dict)
     profile = load_profile(ctx)
 
-    from aiida import orm
-
     code = load_code(code_identifier, ctx)
     check_code(code, engine)
-    from ..workflows.material import MaterialWorkChain
     from .launch import launch
     from .records import format_records
+    from .submit_many import material_builder, run_materials
 
+    common = {'code': code, 'engine': engine, 'protocol': protocol, 'temperatures': temperatures}
+    common |= {'overrides': overrides_dict, 'options': options_dict, 'group_label': group_label}
     if items is not None:
-        from .submit_many import run_materials
-
-        common = {'code': code, 'engine': engine, 'protocol': protocol, 'temperatures': temperatures}
-        common |= {'overrides': overrides_dict, 'options': options_dict, 'group_label': group_label}
         if label is not None:
             common['label'] = label
         run_materials(items, common, settings.get('model'), daemon, dry_run, profile)
         return
-    builder = MaterialWorkChain.get_builder_from_protocol(
-        code,
-        orm.StructureData(pymatgen=structure),
-        protocol,
-        overrides=overrides_dict or None,
-        options=options_dict or None,
-        mobile=mobile,
-        engine=engine,
-        temperatures=sorted(temperatures) or None,
-        label=label,
-        group_label=group_label,
-    )
-    builder.metadata.label = label or structure.composition.reduced_formula
+    builder = material_builder(structure, mobile, common, label)
     if not daemon:
         click.echo(
             f'running {structure.composition.reduced_formula} ({len(structure)} atoms) with the {engine} '

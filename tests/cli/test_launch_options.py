@@ -157,3 +157,35 @@ def test_an_ambiguous_code_label_asks_for_a_pk(aiida_profile, mlip_code, li3n):
 def test_a_protocol_of_another_engine_is_refused_by_the_chosen_one(aiida_profile, toy_engine, li3n):
     result = submit(aiida_profile, li3n, '-m', 'Li', '-e', 'mlip', '-P', 'thorough')
     assert one_error(result) == "Error: unknown protocol 'thorough': choose one of fast, moderate, precise"
+
+
+def test_one_material_or_several_launch_the_same_explicit_inputs(aiida_profile, mlip_code, li3n):
+    """``submit`` with several materials builds each one as the single-material path and a ``verdi run``
+    script do (``get_builder_from_protocol``): the overrides resolved into ``settings``, not passed on
+    for the work chain to merge (before, the several-materials path launched ``overrides``)."""
+    from pymatgen.core import Structure
+
+    from aiida_superionic.cli.submit_many import material_builder
+    from aiida_superionic.engines.contract import get_engine
+    from aiida_superionic.workflows.material import MaterialWorkChain
+    from tests.test_protocol_builders import serialize_builder
+
+    structure = Structure.from_file(li3n)
+    overrides = {'md': {'n_steps': 40}}
+    common = {'code': mlip_code, 'engine': 'mlip', 'protocol': 'fast', 'temperatures': (900.0, 600.0)}
+    common |= {'overrides': overrides, 'options': {}, 'group_label': 'g'}
+    built = material_builder(structure, 'Li', common, 'Li3N-x')
+    by_hand = MaterialWorkChain.get_builder_from_protocol(
+        mlip_code,
+        orm.StructureData(pymatgen=structure),
+        'fast',
+        overrides=overrides,
+        mobile='Li',
+        temperatures=[600, 900],
+        label='Li3N-x',
+        group_label='g',
+    )
+    assert serialize_builder(built) == serialize_builder(by_hand)
+    assert 'overrides' not in serialize_builder(built) and built.metadata.label == 'Li3N-x'
+    assert built.settings.get_dict() == get_engine('mlip').protocol('fast', overrides)
+    assert built.temperatures.get_list() == [600.0, 900.0]

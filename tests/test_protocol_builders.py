@@ -121,6 +121,15 @@ def test_material_builder_is_the_protocol_made_explicit(code):
         'temperatures': [900.0, 1500.0],  # fast: md.temperatures
     }
     assert builder.metadata.label == 'FLi'
+    labelled = MaterialWorkChain.get_builder_from_protocol(
+        code, lif(), 'fast', mobile='Li', label='LiF-1', group_label='g', temperatures=[600]
+    )
+    assert labelled.metadata.label == labelled.label.value == 'LiF-1' and labelled.group_label.value == 'g'
+    assert labelled.temperatures.get_list() == [600.0] and 'options' not in serialize_builder(labelled)
+    with pytest.raises(TypeError, match='needs mobile'):
+        MaterialWorkChain.get_builder_from_protocol(code, lif(), 'fast')
+    with pytest.raises(TypeError, match='unexpected colour'):
+        RelaxWorkChain.get_builder_from_protocol(code, lif(), 'fast', colour='red')
 
 
 def test_default_protocol_and_the_step_builders(code):

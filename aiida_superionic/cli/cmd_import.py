@@ -10,7 +10,9 @@ import click
 
 from ..exceptions import InputError
 from . import options
+from .launch import check_daemon
 from .progress import StderrProgress
+from .records import record_of
 from .root import cmd_root
 from .structures import read_structure
 from .validation import check_label
@@ -24,25 +26,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_daemon(profile) -> None:
-    """Refuse ``--daemon`` before anything is stored when no daemon can take the process."""
-    from aiida.engine.daemon.client import get_daemon_client
-
-    if get_daemon_client(profile.name).is_daemon_running:
-        return
-    if profile.process_control_backend == 'core.rabbitmq':
-        click.echo(
-            f'Warning: the daemon of profile {profile.name} is not running; the process waits in RabbitMQ '
-            f'until `verdi -p {profile.name} daemon start`',
-            err=True,
-        )
-        return
-    raise InputError(
-        f'the daemon of profile {profile.name} is not running: start it with `verdi -p {profile.name} daemon start`, '
-        'or leave out --daemon to run here'
-    )
-
-
 def existing_import(sha256: str):
     """The trajectory node already imported from a file with this SHA-256, or None."""
     from aiida import orm
@@ -52,23 +35,6 @@ def existing_import(sha256: str):
     qb = orm.QueryBuilder().append(
         MDTrajectoryData, filters={'attributes.origin.sha256': sha256}, project='*'
     )
-    found = qb.first()
-    return found[0] if found else None
-
-
-def record_of(node):
-    """The descriptor record that descends from ``node`` (a trajectory or a work chain), if any."""
-    from aiida import orm
-
-    if isinstance(node, orm.WorkflowNode):  # a work chain returns its record (not a provenance descendant)
-        record = node.outputs['record'] if 'record' in node.outputs else None
-        if record is not None:
-            return record
-    qb = orm.QueryBuilder().append(type(node), filters={'id': node.pk}, tag='start')
-    qb.append(
-        orm.Dict, with_ancestors='start', filters={'attributes.schema': 'superionic.record.v1'}, project='*'
-    )
-    qb.order_by({orm.Dict: {'id': 'desc'}})
     found = qb.first()
     return found[0] if found else None
 

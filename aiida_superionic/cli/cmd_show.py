@@ -2,98 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import click
 
-from ..exceptions import InputError
+from .records import find_records, format_records
 from .root import cmd_root
-
-SCHEMA = 'superionic.record.v1'
-
-
-def _looks_like_uuid(text: str) -> bool:
-    return len(text) >= 8 and all(c in '0123456789abcdef-' for c in text.lower()) and '-' in text
-
-
-def find_records(identifier: str) -> list:
-    """Records for a PK/UUID (of a record, a trajectory or a work chain) or a material label."""
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
-    from .cmd_import import record_of
-
-    node = None
-    if identifier.isdigit() or _looks_like_uuid(identifier):
-        try:
-            node = orm.load_node(int(identifier) if identifier.isdigit() else identifier)
-        except (NotExistent, MultipleObjectsError, ValueError):
-            raise InputError(f'no node with PK/UUID {identifier}') from None
-    if node is not None:
-        if isinstance(node, orm.Dict) and node.base.attributes.get('schema', None) == SCHEMA:
-            return [node]
-        record = record_of(node)
-        if record is None:
-            raise InputError(f'node {node.pk} ({type(node).__name__}) has no descriptor record')
-        return [record]
-    qb = orm.QueryBuilder().append(
-        orm.Dict, filters={'attributes.schema': SCHEMA, 'attributes.material': identifier}, project='*'
-    )
-    records = [row[0] for row in qb.all()]
-    if not records:
-        raise InputError(f'no descriptor record for {identifier!r} (give a PK, a UUID or a material label)')
-    return sorted(records, key=lambda r: (r.base.attributes.get('temperature_K', 0), r.pk))
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return '-'
-    if isinstance(value, float):
-        return 'nan' if math.isnan(value) else f'{value:.4g}'
-    return str(value)
-
-
-def format_records(records: list) -> str:
-    from ..descriptors import DESCRIPTORS, stored_value
-
-    heads = [f'{r["material"]} {r.get("temperature_K", 0):g} K' for r in records]
-    width = max(12, *(len(h) for h in heads))
-    lines = [
-        '  '.join([f'{"descriptor":<14}', f'{"unit":<9}', *(f'{h:>{width}}' for h in heads)]),
-        '  '.join([f'{"PK":<14}', f'{"":<9}', *(f'{r.pk:>{width}}' for r in records)]),
-        '  '.join(
-            [f'{"mobile":<14}', f'{"":<9}', *(f'{r.get("mobile_species", "-"):>{width}}' for r in records)]
-        ),
-        '  '.join(
-            [
-                f'{"stoichiometric":<14}',
-                f'{"":<9}',
-                *(f'{"yes" if r.get("stoichiometric", True) else "no":>{width}}' for r in records),
-            ]
-        ),
-    ]
-    category = None
-    for d in DESCRIPTORS:  # the paper's 54 in Table 1's order, then the extras
-        heading = d.category if d.paper else "extras (not among the paper's 54)"
-        if heading != category:
-            category = heading
-            lines.append(f'-- {category}')
-        cells = []
-        for r in records:
-            value = stored_value(r['values'], d.key)
-            err = stored_value(r.get('errors', {}), d.key)
-            bound = r.get('D_upper_bound_cm2_s') if d.key == 'D' and r.get('D_resolved') is False else None
-            if bound is not None:  # not resolved from zero: the upper bound, never a negative D
-                cells.append(f'<{bound:.2g}')
-                continue
-            cells.append(_fmt(value) + (f' ±{err:.2g}' if err is not None and value is not None else ''))
-        unit = d.unit if d.unit not in ('', 'text') else ''
-        lines.append('  '.join([f'{d.key:<14}', f'{unit:<9}', *(f'{c:>{width}}' for c in cells)]))
-        if d.key == 'D':
-            flags = [{True: 'yes', False: 'no'}.get(r.get('D_resolved'), '-') for r in records]
-            lines.append('  '.join([f'{"D_resolved":<14}', f'{"":<9}', *(f'{c:>{width}}' for c in flags)]))
-    return '\n'.join(lines)
 
 
 @cmd_root.command('show')

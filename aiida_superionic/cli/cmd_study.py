@@ -273,8 +273,8 @@ def cmd_predict(ctx, model_id, identifiers):
     from aiida.common.exceptions import NotExistent
 
     from ..study.functions import predict_descriptor
-    from .cmd_show import find_records
     from .profile import load_profile
+    from .records import find_records
 
     load_profile(ctx)
     try:

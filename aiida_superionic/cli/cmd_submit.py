@@ -8,6 +8,7 @@ import click
 
 from ..exceptions import InputError
 from ..reference import FAMILIES
+from .options import CODE, ENGINE, PROTOCOL, load_code
 from .root import cmd_root
 from .structures import read_structure
 from .validation import check_code, check_label, check_settings, check_temperature
@@ -52,20 +53,9 @@ def _json_object(text: str | None, option: str) -> dict:
     multiple=True,
     help="MD temperatures in K (repeat, or space-separated after one -T). Default: the protocol's.",
 )
-@click.option(
-    '-e', '--engine', default='mlip', show_default=True, type=click.Choice(['mlip', 'vasp']), help='Engine.'
-)
-@click.option(
-    '-P',
-    '--protocol',
-    default='moderate',
-    show_default=True,
-    type=click.Choice(['fast', 'moderate', 'precise']),
-    help='Protocol.',
-)
-@click.option(
-    '-c', '--code', 'code_label', default='mlip@localhost', show_default=True, help='The engine code.'
-)
+@ENGINE
+@PROTOCOL
+@CODE
 @click.option('-l', '--label', help='Material label of the records (default: the formula).')
 @click.option(
     '--overrides',
@@ -92,8 +82,8 @@ def cmd_submit(
     dry_run: bool,
     temperatures: tuple[float, ...],
     engine: str,
-    protocol: str,
-    code_label: str,
+    protocol: str | None,
+    code_identifier: str,
     label: str | None,
     overrides: str | None,
     job_options: str | None,
@@ -106,8 +96,10 @@ def cmd_submit(
 
     Several STRUCTUREs, or --set reference [--family F], go one after the other into one --group, each
     reported as it ends; a material that fails does not stop the others and is named in the summary."""
+    from ..engines.contract import get_engine
     from .profile import load_profile
 
+    protocol = protocol or get_engine(engine).default_protocol()
     if reference_set is not None or family is not None or len(structure_files) != 1 or dry_run:
         from .submit_many import collect_materials
 
@@ -137,42 +129,20 @@ def cmd_submit(
     settings = check_settings(engine, protocol, overrides_dict)
     profile = load_profile(ctx)
 
-    from aiida import orm
-    from aiida.common.exceptions import MultipleObjectsError, NotExistent
-
-    try:
-        code = orm.load_code(code_label)
-    except (NotExistent, MultipleObjectsError, ValueError):
-        raise InputError(
-            f'no code {code_label!r}: run `aiida-superionic setup` (creates mlip@localhost) or pass --code'
-        ) from None
-    check_code(code, code_label, engine)
-    from ..workflows.material import MaterialWorkChain
-    from .cmd_show import format_records
+    code = load_code(code_identifier, ctx)
+    check_code(code, engine)
     from .launch import launch
+    from .records import format_records
+    from .submit_many import material_builder, run_materials
 
+    common = {'code': code, 'engine': engine, 'protocol': protocol, 'temperatures': temperatures}
+    common |= {'overrides': overrides_dict, 'options': options_dict, 'group_label': group_label}
     if items is not None:
-        from .submit_many import run_materials
-
-        common = {'code': code, 'engine': engine, 'protocol': protocol, 'temperatures': temperatures}
-        common |= {'overrides': overrides_dict, 'options': options_dict, 'group_label': group_label}
         if label is not None:
             common['label'] = label
         run_materials(items, common, settings.get('model'), daemon, dry_run, profile)
         return
-    builder = MaterialWorkChain.get_builder_from_protocol(
-        code,
-        orm.StructureData(pymatgen=structure),
-        protocol,
-        overrides=overrides_dict or None,
-        options=options_dict or None,
-        mobile=mobile,
-        engine=engine,
-        temperatures=sorted(temperatures) or None,
-        label=label,
-        group_label=group_label,
-    )
-    builder.metadata.label = label or structure.composition.reduced_formula
+    builder = material_builder(structure, mobile, common, label)
     if not daemon:
         click.echo(
             f'running {structure.composition.reduced_formula} ({len(structure)} atoms) with the {engine} '

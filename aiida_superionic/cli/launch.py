@@ -1,5 +1,6 @@
 """The one way the commands launch a process: check the builder's inputs against the process's ports
-(the same validators a ``verdi run`` script meets), then run it here or submit it to the daemon."""
+(the same validators a ``verdi run`` script meets), then run it here or submit it to the daemon; and the check that a daemon can take what ``--daemon``
+submits (``submit``, ``import-md``)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,6 @@ def launch(builder, *, daemon: bool, profile) -> tuple[dict[str, Any] | None, An
     check_inputs(builder)
     label = builder._process_class.__name__
     if daemon:
-        from .cmd_import import check_daemon
-
         check_daemon(profile)
         node = submit(builder)
         click.echo(
@@ -40,3 +39,22 @@ def launch(builder, *, daemon: bool, profile) -> tuple[dict[str, Any] | None, An
     if not node.is_finished_ok:
         raise InputError(f'{label}<{node.pk}> failed: {node.exit_message or node.process_state.value}')
     return outputs, node
+
+
+def check_daemon(profile) -> None:
+    """Refuse ``--daemon`` before anything is stored when no daemon can take the process."""
+    from aiida.engine.daemon.client import get_daemon_client
+
+    if get_daemon_client(profile.name).is_daemon_running:
+        return
+    if profile.process_control_backend == 'core.rabbitmq':
+        click.echo(
+            f'Warning: the daemon of profile {profile.name} is not running; the process waits in RabbitMQ '
+            f'until `verdi -p {profile.name} daemon start`',
+            err=True,
+        )
+        return
+    raise InputError(
+        f'the daemon of profile {profile.name} is not running: start it with `verdi -p {profile.name} daemon start`, '
+        'or leave out --daemon to run here'
+    )

@@ -114,16 +114,41 @@ def submit_many(
     return outcomes
 
 
+def material_builder(structure, mobile: str, common: dict, label: str | None = None):
+    """The ``MaterialWorkChain`` builder of one material (a pymatgen ``structure``) from the settings the
+    command's materials share (``common``: ``code``, ``engine``, ``protocol``, ``temperatures``,
+    ``overrides``, ``options``, ``group_label``): protocol and overrides resolved into explicit inputs by
+    ``get_builder_from_protocol``, as a ``verdi run`` script builds it; process label ``label`` (default:
+    the reduced formula)."""
+    from aiida import orm
+
+    from ..workflows.material import MaterialWorkChain
+
+    builder = MaterialWorkChain.get_builder_from_protocol(
+        common['code'],
+        orm.StructureData(pymatgen=structure),
+        common['protocol'],
+        overrides=common.get('overrides') or None,
+        options=common.get('options') or None,
+        mobile=mobile,
+        engine=common['engine'],
+        temperatures=sorted(common.get('temperatures') or ()) or None,
+        label=label,
+        group_label=common.get('group_label'),
+    )
+    builder.metadata.label = label or structure.composition.reduced_formula
+    return builder
+
+
 def run_materials(
     items: list[Material], common: dict, model: str | None, daemon: bool, dry_run: bool, profile
 ) -> list[Outcome]:
     """:func:`submit_many` with the MaterialWorkChain: ``common`` holds the settings every material shares
     (``code``, ``engine``, ``protocol``, ``temperatures``, ``overrides``, ``options``, ``group_label`` and
     optionally ``label`` for a single material), already checked."""
-    from aiida import orm
     from aiida.engine import run_get_node, submit
 
-    from ..workflows.material import MaterialWorkChain
+    from .launch import check_inputs
     from .structures import read_structure
 
     def prepare(item: Material):
@@ -137,37 +162,19 @@ def run_materials(
             raise InputError(f'mobile species {item.mobile!r} not in structure {formula}')
         if common['engine'] == 'mlip' and model:
             check_model_elements(structure, model)
-        inputs = {
-            'structure': orm.StructureData(pymatgen=structure),
-            'mobile': orm.Str(item.mobile),
-            'code': common['code'],
-            'engine': orm.Str(common['engine']),
-            'protocol': orm.Str(common['protocol']),
-            'label': orm.Str(label),
-            'metadata': {'label': label},
-        }
-        if common.get('temperatures'):
-            inputs['temperatures'] = orm.List(sorted(common['temperatures']))
-        if common.get('overrides'):
-            inputs['overrides'] = orm.Dict(common['overrides'])
-        if common.get('options'):
-            inputs['options'] = orm.Dict(common['options'])
-        if common.get('group_label'):
-            inputs['group_label'] = orm.Str(common['group_label'])
-        invalid = MaterialWorkChain.spec().inputs.validate(inputs)
-        if invalid is not None:
-            raise InputError(f'inputs rejected by MaterialWorkChain: {invalid.message}')
-        return inputs, label, f'{formula}, {len(structure)} atoms, mobile {item.mobile}'
+        builder = material_builder(structure, item.mobile, common, label)
+        check_inputs(builder)  # the ports' validators, as at launch: a dry run checks what would run
+        return builder, label, f'{formula}, {len(structure)} atoms, mobile {item.mobile}'
 
-    def launch(inputs, label, description):
+    def launch(builder, label, description):
         if daemon:
-            node = submit(MaterialWorkChain, **inputs)
+            node = submit(builder)
             return (
                 True,
                 f'submitted MaterialWorkChain<{node.pk}> to the daemon of profile {profile.name}',
                 [node.pk],
             )
-        outputs, node = run_get_node(MaterialWorkChain, **inputs)
+        outputs, node = run_get_node(builder)
         if not node.is_finished_ok:
             reason = node.exit_message or node.process_state.value
             return False, f'MaterialWorkChain<{node.pk}> failed: {reason}', [node.pk]

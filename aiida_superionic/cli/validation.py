@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-def check_code(code, code_label: str, engine_name: str) -> None:
+def check_code(code, engine_name: str) -> None:
     """Refuse a code made for another plugin (its jobs would fail only once submitted)."""
     from ..engines.contract import get_engine
 
@@ -26,7 +26,7 @@ def check_code(code, code_label: str, engine_name: str) -> None:
     plugin = getattr(code, 'default_calc_job_plugin', None)
     if expected and plugin and plugin != expected:
         raise InputError(
-            f"code {code_label!r} runs {plugin}, not {expected}: pass the {engine_name} engine's code "
+            f"code {code.full_label!r} runs {plugin}, not {expected}: pass the {engine_name} engine's code "
             '(`aiida-superionic setup` creates mlip@localhost)'
         )
 

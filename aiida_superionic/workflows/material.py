@@ -4,12 +4,11 @@ material's descriptor records."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import collect_dft_part
+from ..engines.builders import EngineInputsBuilder
 from .md import MDWorkChain
 from .resubmit import submit_once
 from .steps import (
@@ -20,12 +19,11 @@ from .steps import (
     RelaxWorkChain,
     VacancyWorkChain,
     engine_settings,
-    fill_engine_inputs,
     validate_engine_inputs,
 )
 
 
-class MaterialWorkChain(WorkChain):
+class MaterialWorkChain(EngineInputsBuilder, WorkChain):
     """The top-level work chain behind ``aiida-superionic submit``."""
 
     @classmethod
@@ -52,40 +50,16 @@ class MaterialWorkChain(WorkChain):
         spec.exit_code(403, 'ERROR_MD_FAILED', message='the MD work chain failed: {message}')
 
     @classmethod
-    def get_builder_from_protocol(
-        cls,
-        code,
-        structure,
-        protocol: str | None = None,
-        overrides: dict[str, Any] | None = None,
-        options: dict[str, Any] | None = None,
-        *,
-        mobile: str,
-        engine: str = 'mlip',
-        temperatures=None,
-        label: str | None = None,
-        group_label: str | None = None,
-    ):
-        """A builder with every input explicit, ready to read, edit and launch: the engine's settings
-        resolved from ``protocol`` (default: the engine's default) and ``overrides`` (an unknown key
-        raises :class:`~aiida_superionic.exceptions.InputError` here), the MD temperatures (default: the
-        protocol's) as a list, and the scheduler ``options`` of every engine job."""
-        builder = cls.get_builder()
-        builder.structure = structure
-        builder.mobile = orm.Str(mobile)
-        settings = fill_engine_inputs(
-            builder, code, engine=engine, protocol=protocol, overrides=overrides, options=options
+    def _fill_step_inputs(
+        cls, builder, settings, *, temperatures=None, label: str | None = None, group_label: str | None = None
+    ) -> None:
+        """As :class:`MDWorkChain`'s, the process label (``label``, else the formula) and ``group_label``."""
+        MDWorkChain._fill_step_inputs(builder, settings, temperatures=temperatures, label=label)
+        builder.metadata.label = (
+            label if label is not None else builder.structure.get_formula(mode='hill_compact')
         )
-        temps = settings['md']['temperatures'] if temperatures is None else temperatures
-        builder.temperatures = orm.List([float(t) for t in temps])
-        if label is not None:
-            builder.label = orm.Str(label)
-            builder.metadata.label = label
-        else:
-            builder.metadata.label = structure.get_formula(mode='hill_compact')
         if group_label is not None:
             builder.group_label = orm.Str(group_label)
-        return builder
 
     def _engine_inputs(self):
         return self.exposed_inputs(RelaxWorkChain)

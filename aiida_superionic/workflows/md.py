@@ -3,18 +3,17 @@ and the descriptor record of every run."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import arrhenius_runs, fit_arrhenius, make_md_cells
+from ..engines.builders import EngineInputsBuilder
 from .md_descriptors import MDDescriptorsWorkChain
 from .resubmit import submit_once
-from .steps import define_engine_inputs, engine_options, engine_settings, fill_engine_inputs
+from .steps import define_engine_inputs, engine_options, engine_settings
 
 
-class MDWorkChain(WorkChain):
+class MDWorkChain(EngineInputsBuilder, WorkChain):
     """Temperatures x stoichiometries of NVT MD through the engine, then ``superionic.md_descriptors``
     on each trajectory and an Arrhenius fit per stoichiometry."""
 
@@ -44,32 +43,13 @@ class MDWorkChain(WorkChain):
         spec.exit_code(401, 'ERROR_DESCRIPTORS_FAILED', message='descriptors of {key} failed: {message}')
 
     @classmethod
-    def get_builder_from_protocol(
-        cls,
-        code,
-        structure,
-        protocol: str | None = None,
-        overrides: dict[str, Any] | None = None,
-        options: dict[str, Any] | None = None,
-        *,
-        mobile: str,
-        engine: str = 'mlip',
-        temperatures=None,
-        label: str | None = None,
-    ):
-        """A builder with every input explicit: the engine's settings resolved from ``protocol`` and
-        ``overrides`` and the temperatures (default: the protocol's ``md.temperatures``) as a list."""
-        builder = cls.get_builder()
-        builder.structure = structure
-        builder.mobile = orm.Str(mobile)
-        settings = fill_engine_inputs(
-            builder, code, engine=engine, protocol=protocol, overrides=overrides, options=options
-        )
+    def _fill_step_inputs(cls, builder, settings, *, temperatures=None, label: str | None = None) -> None:
+        """``get_builder_from_protocol``'s ``temperatures`` (default: the protocol's ``md.temperatures``)
+        as a list, and the records' ``label``."""
         temps = settings['md']['temperatures'] if temperatures is None else temperatures
         builder.temperatures = orm.List([float(t) for t in temps])
         if label is not None:
             builder.label = orm.Str(label)
-        return builder
 
     def make_cells(self):
         _, settings = engine_settings(self)

@@ -12,6 +12,7 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import compute_elastic_descriptors
+from ..engines.builders import EngineInputsBuilder
 from ..engines.contract import get_engine
 from ..exceptions import InputError
 from .resubmit import submit_once
@@ -97,30 +98,7 @@ def engine_settings(workchain) -> tuple[Any, dict[str, Any]]:
     return engine, engine.protocol(inputs.protocol.value, overrides)
 
 
-def fill_engine_inputs(
-    builder,
-    code,
-    *,
-    engine: str = 'mlip',
-    protocol: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Resolve protocol + overrides into the builder's explicit ``settings`` (with ``code``, ``engine``,
-    ``protocol`` and ``options``); returns the settings. A bad override raises :class:`InputError` here."""
-    engine_obj = get_engine(engine)
-    protocol = protocol or engine_obj.default_protocol()
-    settings = engine_obj.protocol(protocol, overrides)
-    builder.code = code
-    builder.engine = orm.Str(engine)
-    builder.protocol = orm.Str(protocol)
-    builder.settings = orm.Dict(settings)
-    if options:
-        builder.options = orm.Dict(dict(options))
-    return settings
-
-
-class EngineStepWorkChain(WorkChain):
+class EngineStepWorkChain(EngineInputsBuilder, WorkChain):
     """Base of the step work chains: one engine process for ``_engine_step``."""
 
     _engine_step = ''
@@ -134,34 +112,6 @@ class EngineStepWorkChain(WorkChain):
         spec.outline(cls.run_engine, cls.results)
         spec.output('results', valid_type=orm.Dict, required=False)
         spec.exit_code(400, 'ERROR_ENGINE_FAILED', message='the {step} step of the engine failed: {message}')
-
-    @classmethod
-    def get_builder_from_protocol(
-        cls,
-        code,
-        structure,
-        protocol: str | None = None,
-        overrides: dict[str, Any] | None = None,
-        options: dict[str, Any] | None = None,
-        *,
-        engine: str = 'mlip',
-        **kwargs: Any,
-    ):
-        """A builder with every input explicit: the engine's settings resolved from ``protocol`` (default:
-        the engine's default protocol) and ``overrides``, ready to read, edit and launch. ``mobile`` is
-        required by the steps that need the mobile species."""
-        builder = cls.get_builder()
-        builder.structure = structure
-        fill_engine_inputs(
-            builder, code, engine=engine, protocol=protocol, overrides=overrides, options=options
-        )
-        cls._fill_step_inputs(builder, **kwargs)
-        return builder
-
-    @classmethod
-    def _fill_step_inputs(cls, builder, **kwargs: Any) -> None:
-        if kwargs:
-            raise TypeError(f'{cls.__name__}.get_builder_from_protocol: unexpected {", ".join(kwargs)}')
 
     def step_kwargs(self) -> dict[str, Any]:
         return {}
@@ -245,13 +195,6 @@ class MobileIonStepWorkChain(EngineStepWorkChain):
     def define(cls, spec):
         super().define(spec)
         spec.input('mobile', valid_type=orm.Str, help='The mobile species.')
-
-    @classmethod
-    def _fill_step_inputs(cls, builder, mobile: str | None = None, **kwargs: Any) -> None:
-        if mobile is None:
-            raise TypeError(f'{cls.__name__}.get_builder_from_protocol needs mobile=')
-        builder.mobile = orm.Str(mobile)
-        super()._fill_step_inputs(builder, **kwargs)
 
     def step_kwargs(self) -> dict[str, Any]:
         return {'mobile': self.inputs.mobile.value}

@@ -13,14 +13,13 @@ stopped without advancing counts like any other failure, which bounds a loop tha
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ...calculations.functions import stitch_segments
 from ...data import MDTrajectoryData
+from ..builders import EngineStepBuilder
 from .calculation import MlipCalculation
 
 #: Smallest MD time step the unstable-run handler will go down to, fs.
@@ -42,36 +41,11 @@ def _advanced_md_segment(node) -> bool:
     return reached is not None and int(reached) > int(started or 0)
 
 
-class MlipBaseWorkChain(BaseRestartWorkChain):
+class MlipBaseWorkChain(EngineStepBuilder, BaseRestartWorkChain):
     """Run ``superionic.mlip`` until it succeeds or the handlers give up."""
 
     _process_class = MlipCalculation
-
-    @classmethod
-    def get_builder_from_protocol(
-        cls,
-        code,
-        structure,
-        protocol: str | None = None,
-        overrides: dict[str, Any] | None = None,
-        options: dict[str, Any] | None = None,
-        *,
-        step: str = 'relax',
-        **kwargs: Any,
-    ):
-        """A builder of one ``step`` with every input explicit: the mlip engine's settings resolved
-        from ``protocol`` and ``overrides``; ``kwargs`` are the step's (``temperature_K``, ``mobile``,
-        ``seed``)."""
-        from ..contract import get_engine  # found by entry point: no import circle with the engine
-
-        engine = get_engine('mlip')
-        settings = engine.protocol(protocol, overrides)
-        builder = engine.get_builder(step, structure, code, settings, options=options, **kwargs)
-        if not isinstance(builder._process_class, type) or not issubclass(builder._process_class, cls):
-            raise TypeError(
-                f'step {step!r} is not run by {cls.__name__}: use {builder._process_class.__name__}'
-            )
-        return builder
+    _protocol_engine = 'mlip'  # get_builder_from_protocol: see ..builders
 
     @classmethod
     def define(cls, spec):

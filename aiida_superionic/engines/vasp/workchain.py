@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from aiida import orm
@@ -26,6 +25,7 @@ from ...calculations.functions import stitch_segments
 from ...data import MDTrajectoryData
 from ...exceptions import InputError
 from ...workflows.resubmit import submit_once
+from ..builders import EngineStepBuilder
 from ..symmetry import SYMPREC_A
 from . import outputs as vo
 from .inputs import fill_vasp_inputs, step_incar
@@ -227,34 +227,10 @@ def gamma_primitive_structure(structure: orm.StructureData, symprec_A: orm.Float
     return {'structure': orm.StructureData(ase=primitive), 'info': orm.Dict(info)}
 
 
-class VaspStepWorkChain(WorkChain):
+class VaspStepWorkChain(EngineStepBuilder, WorkChain):
     """One contract step with VASP: ``vasp.vasp`` (one job or, for MD, a chain of segments) + readers."""
 
-    @classmethod
-    def get_builder_from_protocol(
-        cls,
-        code,
-        structure,
-        protocol: str | None = None,
-        overrides: dict[str, Any] | None = None,
-        options: dict[str, Any] | None = None,
-        *,
-        step: str = 'relax',
-        **kwargs: Any,
-    ):
-        """A builder of one ``step`` with every input explicit: the vasp engine's settings resolved
-        from ``protocol`` and ``overrides``; ``kwargs`` are the step's (``temperature_K``, ``mobile``,
-        ``seed``)."""
-        from ..contract import get_engine  # found by entry point: no import circle with the engine
-
-        engine = get_engine('vasp')
-        settings = engine.protocol(protocol, overrides)
-        builder = engine.get_builder(step, structure, code, settings, options=options, **kwargs)
-        if not isinstance(builder._process_class, type) or not issubclass(builder._process_class, cls):
-            raise TypeError(
-                f'step {step!r} is not run by {cls.__name__}: use {builder._process_class.__name__}'
-            )
-        return builder
+    _protocol_engine = 'vasp'  # get_builder_from_protocol: see ..builders
 
     @classmethod
     def define(cls, spec):
@@ -553,7 +529,7 @@ def vacancy_energy(perfect: orm.Dict, parameters: orm.Dict, **jobs: orm.Dict) ->
     )
 
 
-class VaspVacancyWorkChain(WorkChain):
+class VaspVacancyWorkChain(EngineStepBuilder, WorkChain):
     """``superionic.vasp.vacancy``: the mobile-ion vacancy formation energy in a supercell with VASP.
 
     All ``vasp.vasp`` jobs at once: the perfect supercell (static), one supercell per
@@ -562,31 +538,8 @@ class VaspVacancyWorkChain(WorkChain):
     (:mod:`aiida_superionic.analysis.vacancy`: bcc/fcc metal relaxed; X2 molecule in a box, Γ only, O2
     spin-polarized triplet). E_vac is the lowest of the site classes; all are in the output."""
 
-    @classmethod
-    def get_builder_from_protocol(
-        cls,
-        code,
-        structure,
-        protocol: str | None = None,
-        overrides: dict[str, Any] | None = None,
-        options: dict[str, Any] | None = None,
-        *,
-        step: str = 'vacancy',
-        **kwargs: Any,
-    ):
-        """A builder of one ``step`` with every input explicit: the vasp engine's settings resolved
-        from ``protocol`` and ``overrides``; ``kwargs`` are the step's (``temperature_K``, ``mobile``,
-        ``seed``)."""
-        from ..contract import get_engine  # found by entry point: no import circle with the engine
-
-        engine = get_engine('vasp')
-        settings = engine.protocol(protocol, overrides)
-        builder = engine.get_builder(step, structure, code, settings, options=options, **kwargs)
-        if not isinstance(builder._process_class, type) or not issubclass(builder._process_class, cls):
-            raise TypeError(
-                f'step {step!r} is not run by {cls.__name__}: use {builder._process_class.__name__}'
-            )
-        return builder
+    _protocol_engine = 'vasp'  # get_builder_from_protocol: see ..builders
+    _protocol_step = 'vacancy'
 
     @classmethod
     def define(cls, spec):

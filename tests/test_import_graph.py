@@ -118,11 +118,16 @@ def test_the_engine_contract_imports_no_engine():
 
 
 def test_vasp_engine_imports_the_work_chains_one_way():
+    """engine -> workchain -> calcfunctions / calculation -> inputs (a leaf): nothing imports back up."""
     graph = import_graph()
     vasp = 'aiida_superionic.engines.vasp'
     assert f'{vasp}.workchain' in graph[f'{vasp}.engine']
     assert f'{vasp}.engine' not in graph[f'{vasp}.workchain']
     assert f'{vasp}.inputs' in graph[f'{vasp}.workchain'] and f'{vasp}.inputs' in graph[f'{vasp}.engine']
+    assert {f'{vasp}.calcfunctions', f'{vasp}.calculation'} <= graph[f'{vasp}.workchain']
+    for lower in ('calcfunctions', 'calculation'):
+        above = {f'{vasp}.{m}' for m in ('engine', 'workchain', 'calcfunctions', 'calculation') if m != lower}
+        assert not graph[f'{vasp}.{lower}'] & above, lower
     assert not graph[f'{vasp}.inputs'] - {'aiida_superionic.exceptions', 'aiida_superionic.protocols'}
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from aiida_superionic.analysis.vacancy import chemical_potential_reference
 from aiida_superionic.engines.contract import get_engine
+from aiida_superionic.engines.vasp.calcfunctions import md_segment_info, vacancy_supercell
 from aiida_superionic.engines.vasp.inputs import potential_mapping, step_incar
-from aiida_superionic.engines.vasp.workchain import md_segment_info, reference_incar, vacancy_supercell
+from aiida_superionic.engines.vasp.workchain import reference_incar
 from aiida_superionic.exceptions import InputError
 from aiida_superionic.io.stitch import stitch_frames
 from aiida_superionic.io.xdatcar import read_xdatcar

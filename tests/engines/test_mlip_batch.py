@@ -282,3 +282,28 @@ def test_one_model_call_per_step_for_all_replicas(tmp_path, monkeypatch):
     results = run_dir(prepare_batch(tmp_path, REPLICAS, {**COMMON, 'n_steps': 5}))
     assert results['status'] == 'ok'
     assert calls == [2] * (5 + 1)  # the initial forces, then one call per step
+
+
+def lif8_strained():
+    """LiF with every atom displaced by ~0.3 Å: far more potential energy than kT at 1 K."""
+    atoms = lif8()
+    atoms.rattle(0.3, seed=3)
+    return atoms
+
+
+def test_a_replica_that_blows_up_stops_alone(tmp_path):
+    """A replica whose T exceeds max_temperature_factor x its target (strained cell released at 1 K) stops
+    as 'unstable' at that step; the other replica runs to the end, still equal to its own single run."""
+    hot = {'name': 'strained_T1', 'cell': lif8_strained, 'temperature_K': 1.0, 'seed': 3}
+    workdir = prepare_batch(tmp_path / 'batch', [REPLICAS[0], hot], {**COMMON, 'n_steps': 12})
+    results = run_dir(workdir)  # exit code 2 checked against the status
+    assert results['status'] == 'unstable' and 'strained_T1' in results['message']
+    bad = results['replicas']['strained_T1']
+    assert bad['status'] == 'unstable' and 1 <= bad['last_step'] < 12 and not bad['restart_written']
+    good = results['replicas'][REPLICAS[0]['name']]
+    assert good['last_step'] == 12 and good['n_frames'] == 7
+    single_run(tmp_path / 'single', REPLICAS[0], n_steps=12)
+    batched = read_md_output(workdir / 'replicas' / REPLICAS[0]['name'])
+    assert_same_frames(batched, read_md_output(tmp_path / 'single'))
+    # the blown-up replica wrote no frame after the step it blew up at
+    assert read_md_output(workdir / 'replicas' / 'strained_T1')['steps'].max() < bad['last_step']

@@ -307,3 +307,33 @@ def test_a_replica_that_blows_up_stops_alone(tmp_path):
     assert_same_frames(batched, read_md_output(tmp_path / 'single'))
     # the blown-up replica wrote no frame after the step it blew up at
     assert read_md_output(workdir / 'replicas' / 'strained_T1')['steps'].max() < bad['last_step']
+
+
+def test_a_blown_up_replica_stays_stopped_after_a_restart(tmp_path):
+    """B stops at step 12 (segment_steps) after the strained replica blew up; C continues the batch: the
+    blown-up replica takes no step and writes no frame, the other one goes on exactly."""
+    hot = {'name': 'strained_T1', 'cell': lif8_strained, 'temperature_K': 1.0, 'seed': 3}
+    replicas = [REPLICAS[0], hot]
+    workdir_b = prepare_batch(tmp_path / 'B', replicas, {**COMMON, 'n_steps': N_STEPS, 'segment_steps': 12})
+    results_b = run_dir(workdir_b)
+    assert results_b['status'] == 'walltime' and results_b['last_step'] == 12
+    blew_up_at = results_b['replicas']['strained_T1']['last_step']
+    assert results_b['replicas']['strained_T1']['status'] == 'unstable' and blew_up_at < 12
+    workdir_c = prepare_batch(tmp_path / 'C', replicas, {**COMMON, 'n_steps': N_STEPS})
+    shutil.copy(workdir_b / 'restart.npz', workdir_c / 'restart.npz')
+    results_c = run_dir(workdir_c)
+    assert results_c['status'] == 'unstable' and results_c['last_step'] == N_STEPS
+    bad = results_c['replicas']['strained_T1']
+    assert (bad['status'], bad['n_steps_done'], bad['n_frames'], bad['last_step']) == (
+        'unstable',
+        0,
+        0,
+        blew_up_at,
+    )
+    good = results_c['replicas'][REPLICAS[0]['name']]
+    assert (good['first_step'], good['last_step'], good['n_steps_done']) == (12, N_STEPS, N_STEPS - 12)
+    single_run(tmp_path / 'single', REPLICAS[0])
+    b, c = (read_md_output(w / 'replicas' / REPLICAS[0]['name']) for w in (workdir_b, workdir_c))
+    positions, velocities, steps = stitch_segments([b, c], [12])
+    stitched = {'steps': steps, 'positions': positions, 'velocities': velocities}
+    assert_same_frames(stitched, read_md_output(tmp_path / 'single'))

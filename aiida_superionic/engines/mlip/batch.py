@@ -273,7 +273,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
             r.thermostat._p_eta[:] = restart[f'r{i}_nhc_p_eta']
         r.q = r.atoms.get_positions()
         r.p = r.atoms.get_momenta()
-        r.last_step = start_step if restart is None else int(restart[f'r{i}_step'])
+        r.last_step = start_step if restart is None else int(restart[f'r{i}_last_step'])
         r.first_frame_step = 0 if restart is None else _next_frame_step(start_step, interval)
     _log(
         f'md_batch: {len(replicas)} replicas ('
@@ -357,6 +357,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
             for key in ('positions', 'momenta', 'numbers', 'cell', 'temperature_K', 'nhc_eta', 'nhc_p_eta'):
                 data[f'r{i}_{key}'] = snap[key]
             data[f'r{i}_step'] = snap['step']
+            data[f'r{i}_last_step'] = np.int64(r.last_step)
             data[f'r{i}_status'] = np.str_(r.status)
             data[f'r{i}_message'] = np.str_(r.message)
         _write_restart(restart_path, data)  # the batch, atomically: one consistent step for all replicas
@@ -467,7 +468,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
             drift = float(
                 np.polyfit(np.asarray(r.times) / 1000.0, np.asarray(r.energies) / len(r.atoms), 1)[0]
             )
-        steps_done = r.last_step - start_step
+        steps_done = max(0, r.last_step - start_step)  # 0 for a replica that blew up in an earlier segment
         result = {
             'status': r_status,
             'message': r.message

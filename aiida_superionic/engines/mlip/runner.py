@@ -771,7 +771,7 @@ def run(workdir: str | os.PathLike) -> tuple[str, dict]:
             from aiida_superionic.engines.mlip.batch import task_md_batch
             from aiida_superionic.engines.mlip.models import _load_chgnet, resolve_device
 
-            if model != 'chgnet-0.3.0':
+            if str(model).strip().lower() != 'chgnet-0.3.0':
                 raise TaskError(f'md_batch: model {model!r} is not batched; known: chgnet-0.3.0')
             seed = int(config.get('seed') if config.get('seed') is not None else 0)
             chgnet = _load_chgnet('0.3.0', resolve_device(config.get('device') or 'auto'))

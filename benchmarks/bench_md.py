@@ -1,4 +1,5 @@
-"""MD steps per second: the MLIP engine's runner against plain ASE + chgnet's own calculator, in one run.
+"""MD steps per second: the MLIP engine's runner (single and batched) against plain ASE + chgnet's own calculator,
+in one run.
 
 (a) ours: the runner of the ``superionic.mlip`` CalcJob (``aiida_superionic.engines.mlip.runner.run``, the
     function behind the ``aiida-superionic-mlip`` console script) in a temporary directory with
@@ -10,12 +11,18 @@
     ``chgnet.model.dynamics.CHGNetCalculator`` (which evaluates energy, forces, stress and magnetic moments
     at every step).
 
-Both use the same loaded CHGNet 0.3.0 model object, the same structure, the same torch thread count and the
+(c) batched: the runner's task ``md_batch`` (:mod:`aiida_superionic.engines.mlip.batch`) with 1, 2, 4, ...
+    replicas of the same cell (``--replicas``; replica k at the benchmark temperature + 100 k K, seed + k):
+    one ``CHGNet.predict_graph`` call per step for all replicas. Its ``seconds_per_step`` is the mean wall time
+    of one batch step (all replicas); the rate printed is replica-steps/s = replicas / seconds_per_step.
+
+All sides use the same loaded CHGNet 0.3.0 model object, the same structure, the same torch thread count and the
 same number of timed steps, each after an untimed warm-up of a few steps. The two sides alternate
 (``--repeat`` rounds); the best and the mean of the per-round rates are printed.
 
     .venv/bin/python benchmarks/bench_md.py            # LiF 3x3x3 conventional, 216 atoms, 20 steps
     .venv/bin/python benchmarks/bench_md.py --quick    # LiF 2x2x2 conventional, 64 atoms, 10 steps
+    .venv/bin/python benchmarks/bench_md.py --quick --replicas 1,2,4   # (c) with 1, 2 and 4 replicas (default)
 """
 
 from __future__ import annotations
@@ -74,6 +81,41 @@ def run_ours(atoms, args, n_steps: int) -> dict:
         results['outer_wall_s'] = time.perf_counter() - t0
     if status != 'ok':
         raise RuntimeError(f'runner md failed: {status}: {results.get("message")}')
+    return results
+
+
+def run_batch(atoms, args, n_steps: int, n_replicas: int) -> dict:
+    """One runner call (task md_batch, ``n_replicas`` copies of the cell) in a fresh temporary directory."""
+    import ase.io
+
+    from aiida_superionic.engines.mlip import runner
+
+    settings = md_settings(args, n_steps)
+    settings.pop('temperature_K')
+    replicas = []
+    with tempfile.TemporaryDirectory(prefix='bench_md_batch_') as tmp:
+        workdir = Path(tmp)
+        for k in range(n_replicas):
+            ase.io.write(workdir / f'r{k}.extxyz', atoms, format='extxyz')
+            replicas.append(
+                {
+                    'name': f'r{k}',
+                    'structure': f'r{k}.extxyz',
+                    'temperature_K': args.temperature + 100.0 * k,
+                    'seed': args.seed + k,
+                }
+            )
+        config = {
+            'task': 'md_batch',
+            'model': 'chgnet-0.3.0',
+            'device': args.device,
+            'seed': args.seed,
+            'settings': {**settings, 'replicas': replicas},
+        }
+        (workdir / runner.INPUT_FILE).write_text(json.dumps(config))
+        status, results = runner.run(workdir)
+    if status != 'ok':
+        raise RuntimeError(f'runner md_batch failed: {status}: {results.get("message")}')
     return results
 
 
@@ -142,9 +184,15 @@ def main(argv=None) -> int:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda' or 'auto'")
     parser.add_argument(
+        '--replicas',
+        default='1,2,4',
+        help="replica counts of the batched task md_batch, comma-separated ('' or 0: leave it out)",
+    )
+    parser.add_argument(
         '--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)'
     )
     args = parser.parse_args(argv)
+    replica_counts = [int(x) for x in str(args.replicas).split(',') if x.strip() and int(x) > 0]
     repeat_cell = args.repeat_cell or (2 if args.quick else 3)
     n_steps = args.steps or (10 if args.quick else 20)
 
@@ -186,6 +234,7 @@ def main(argv=None) -> int:
     sys.stdout.flush()
 
     ours_rates, peer_rates, ours_wall, peer_wall = [], [], [], []
+    batch_rates: dict[int, list[float]] = {n: [] for n in replica_counts}
     devnull = open(os.devnull, 'w')
     for round_ in range(args.repeat):
         # (a) runner: an untimed warm-up call, then a timed call from the same fresh start
@@ -205,10 +254,21 @@ def main(argv=None) -> int:
         peer = run_peer(atoms, model, args, n_steps)
         peer_rates.append(1.0 / peer['seconds_per_step'])
         peer_wall.append(peer['outer_wall_s'])
+        # (c) batched task md_batch: warm-up, then timed, for each replica count
+        for n in replica_counts:
+            sys.stdout = devnull
+            try:
+                if args.warmup:
+                    run_batch(atoms, args, args.warmup, n)
+                batch = run_batch(atoms, args, n_steps, n)
+            finally:
+                sys.stdout = stdout
+            batch_rates[n].append(batch['replica_steps_per_s'])
         print(
             f'  round {round_ + 1}: ours {ours_rates[-1]:.3f} steps/s (runner wall {ours["wall_time_s"]:.2f} s, '
             f'T_mean {ours["T_mean_K"]:.0f} K), peer {peer_rates[-1]:.3f} steps/s '
             f'(wall {peer["outer_wall_s"]:.2f} s)'
+            + ''.join(f', batch x{n} {rates[-1]:.3f} replica-steps/s' for n, rates in batch_rates.items())
         )
         sys.stdout.flush()
 
@@ -224,7 +284,14 @@ def main(argv=None) -> int:
         f'{"(b) peer: ASE NoseHooverChainNVT + CHGNetCalculator (efsm)":58s} {best_peer:12.3f} {mean_peer:12.3f} '
         f'{1000 / best_peer:9.1f}'
     )
+    for n, rates in batch_rates.items():
+        label = f'(c) batched: task md_batch, {n} replica(s), replica-steps/s'
+        print(f'{label:58s} {max(rates):12.3f} {statistics.mean(rates):12.3f} {1000 / max(rates):9.1f}')
     print(f'ratio ours/peer: {best_ours / best_peer:.2f}x (best), {mean_ours / mean_peer:.2f}x (mean)')
+    for n, rates in batch_rates.items():
+        print(
+            f'ratio batched x{n} / ours: {max(rates) / best_ours:.2f}x (best, replica-steps/s over steps/s)'
+        )
     print(
         f'atoms: {len(atoms)}; device: {device}; torch threads: {torch.get_num_threads()}; '
         f'per force call (ours): {1000 / best_ours:.0f} ms = {1e6 / best_ours / len(atoms):.0f} µs/atom'
@@ -236,8 +303,8 @@ def main(argv=None) -> int:
     print(f'load average at the end: {load_average()}')
     print('note: steps/s is 1 / mean wall time of dyn.step() (one force call per step).')
     print(
-        'note: on a GPU one would batch the temperatures of a material into one model call '
-        '(torch-sim-atomistic); that is not measured here (no GPU on this machine).'
+        'note: (c) is one predict_graph call per step for all replicas; graph building stays on the CPU, '
+        'one structure at a time. A GPU figure needs --device cuda on a GPU machine.'
     )
     return 0
 

@@ -3,7 +3,8 @@
 It runs in a working directory (the CalcJob's, or the one given as the only argument) and talks through files:
 
 Inputs
-    ``aiida.json``        ``{"task", "model", "device", "seed", "settings"}``; task is one of :data:`TASKS`.
+    ``aiida.json``        ``{"task", "model", "device", "seed", "settings"}``; task is one of :data:`TASKS`,
+                          or ``md_batch``: several MD runs in one process (:mod:`.batch`, its own files).
     ``structure.extxyz``  one periodic frame.
     ``restart.npz``       optional, ``md`` only: continue a previous segment exactly.
 
@@ -26,10 +27,34 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .common import (
+    EXIT_CODES,
+    FORCE_CONSTANTS_FILE,
+    INPUT_FILE,
+    MD_DEFAULTS,
+    PHONOPY_FILE,
+    RELAXED_FILE,
+    REPLICAS_DIR,
+    RESTART_FILE,
+    RESULTS_FILE,
+    RUNNER_LOCK_FILE,
+    STRUCTURE_FILE,
+    THERMOSTATS,
+    THZ_TO_MEV,
+    TRAJECTORY_FILE,
+    TRAJECTORY_META_FILE,
+    Context,
+    TaskError,
+    _log,
+    _next_frame_step,
+    _settings,
+    _write_json_atomic,
+    _write_restart,
+)
 
 __all__ = (
     'EXIT_CODES',
@@ -38,76 +63,6 @@ __all__ = (
     'read_md_output',
     'stitch_segments',
 )
-
-INPUT_FILE = 'aiida.json'
-STRUCTURE_FILE = 'structure.extxyz'
-RESULTS_FILE = 'results.json'
-#: Held by the runner while it works in a folder (see ``main``).
-RUNNER_LOCK_FILE = '.runner.lock'
-RELAXED_FILE = 'relaxed.extxyz'
-RESTART_FILE = 'restart.npz'
-TRAJECTORY_FILE = 'trajectory.f32'
-TRAJECTORY_META_FILE = 'trajectory.json'
-FORCE_CONSTANTS_FILE = 'force_constants.npy'
-PHONOPY_FILE = 'phonopy_params.yaml'
-
-EXIT_CODES = {'ok': 0, 'walltime': 2, 'unconverged': 2, 'unstable': 2, 'error': 3}
-
-THZ_TO_MEV = 4.135667696923859  # h * 1 THz in meV
-
-
-class TaskError(ValueError):
-    """Invalid input for a task."""
-
-
-@dataclass
-class Context:
-    workdir: Path
-    calc: object
-    seed: int
-    t_start: float
-    model: str
-    info: dict = field(default_factory=dict)
-
-
-def _log(message: str) -> None:
-    print(message, flush=True)
-
-
-def _jsonable(obj):
-    """Numpy -> Python; non-finite floats -> None (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    return obj
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(_jsonable(data), indent=2))
-    os.replace(tmp, path)
-
-
-def _settings(settings: dict, defaults: dict, required: tuple[str, ...] = ()) -> dict:
-    unknown = set(settings) - set(defaults) - set(required)
-    if unknown:
-        raise TaskError(
-            f'unknown settings {sorted(unknown)}; allowed: {sorted(set(defaults) | set(required))}'
-        )
-    missing = [key for key in required if settings.get(key) is None]
-    if missing:
-        raise TaskError(f'missing required settings {missing}')
-    return {**defaults, **{k: v for k, v in settings.items() if v is not None}}
 
 
 def _voigt_stress_gpa(atoms) -> np.ndarray:
@@ -566,33 +521,6 @@ def task_vacancy(atoms, settings: dict, ctx: Context):
 
 # ------------------------------------------------------------------------------------------------- md
 
-MD_DEFAULTS = {
-    'timestep_fs': 1.5,
-    'frame_interval': 10,
-    'thermostat': 'nose-hoover',
-    'tdamp_fs': 100.0,
-    'friction_per_fs': 0.01,
-    'checkpoint_every': 10,
-    'walltime_s': None,
-    'segment_steps': None,
-    'max_temperature_factor': 5.0,
-    'log_interval': 100,
-}
-THERMOSTATS = ('nose-hoover', 'langevin')
-
-
-def _write_restart(path: Path, data: dict) -> None:
-    tmp = path.with_name('restart.tmp.npz')
-    with open(tmp, 'wb') as handle:
-        np.savez(handle, **data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _next_frame_step(step: int, interval: int) -> int:
-    return (step // interval + 1) * interval
-
 
 def task_md(atoms, settings: dict, ctx: Context):
     from ase import units
@@ -839,8 +767,22 @@ def run(workdir: str | os.PathLike) -> tuple[str, dict]:
         task = config.get('task')
         results['task'] = task
         results['model'] = model = config.get('model') or 'chgnet-0.3.0'
+        if task == 'md_batch':  # several cells, named in the settings: no structure.extxyz
+            from aiida_superionic.engines.mlip.batch import task_md_batch
+            from aiida_superionic.engines.mlip.models import _load_chgnet, resolve_device
+
+            if str(model).strip().lower() != 'chgnet-0.3.0':
+                raise TaskError(f'md_batch: model {model!r} is not batched; known: chgnet-0.3.0')
+            seed = int(config.get('seed') if config.get('seed') is not None else 0)
+            chgnet = _load_chgnet('0.3.0', resolve_device(config.get('device') or 'auto'))
+            ctx = Context(workdir=workdir, calc=chgnet, seed=seed, t_start=t_start, model=model)
+            _log(f'aiida-superionic-mlip: task md_batch, model {model}')
+            status, message, task_results = task_md_batch(config.get('settings') or {}, ctx)
+            results.update(task_results)
+            results['status'], results['message'] = status, message
+            return _finish(workdir, results, t_start)
         if task not in TASKS:
-            raise TaskError(f'unknown task {task!r}; known: {", ".join(TASKS)}')
+            raise TaskError(f'unknown task {task!r}; known: {", ".join([*TASKS, "md_batch"])}')
         structure = workdir / STRUCTURE_FILE
         if not structure.is_file():
             raise FileNotFoundError(f'{STRUCTURE_FILE} is missing in {workdir}')
@@ -867,6 +809,10 @@ def run(workdir: str | os.PathLike) -> tuple[str, dict]:
         traceback.print_exc()
         results['status'] = 'error'
         results['message'] = f'{type(exc).__name__}: {exc}'
+    return _finish(workdir, results, t_start)
+
+
+def _finish(workdir: Path, results: dict, t_start: float) -> tuple[str, dict]:
     results['wall_time_s'] = time.monotonic() - t_start
     _write_json_atomic(workdir / RESULTS_FILE, results)
     _log(f'aiida-superionic-mlip: {results["status"]} ({results["wall_time_s"]:.1f} s) {results["message"]}')
@@ -920,7 +866,11 @@ def _previous_runner_exit_code(workdir: Path) -> int | None:
             f'aiida-superionic-mlip: an earlier runner of this job finished in {workdir}: keeping its results'
         )
         return EXIT_CODES.get(results.get('status'), 3)
-    if (workdir / TRAJECTORY_META_FILE).exists() or (workdir / TRAJECTORY_FILE).exists():
+    if (
+        (workdir / TRAJECTORY_META_FILE).exists()
+        or (workdir / TRAJECTORY_FILE).exists()
+        or (workdir / REPLICAS_DIR).exists()  # task md_batch
+    ):
         _log(f'aiida-superionic-mlip: an earlier runner of this job stopped in {workdir}: leaving its files')
         return EXIT_CODES['error']
     return None

@@ -1,0 +1,511 @@
+"""Task ``md_batch`` of the MLIP runner: several NVT MD runs (replicas) advanced together, one batched model
+call per MD step for all of them.
+
+The replicas of one material (its temperatures, its stoichiometric and vacancy cells: different cells and
+atom counts) share one process and one loaded model. Every MD step evaluates the forces of all replicas in
+one ``CHGNet.predict_graph`` call over the list of their crystal graphs (one forward pass of the batch),
+then each replica is integrated on its own: its own temperature, seed and Nosé-Hoover chain.
+
+Equations: those of task ``md`` (ASE's ``NoseHooverChainNVT``): per replica and step,
+``p <- NHC(dt/2); p += dt/2 F(q); q += dt p / m; F <- model(q); p += dt/2 F(q); p <- NHC(dt/2)``, with ASE's
+own :class:`ase.md.nose_hoover_chain.NoseHooverChainThermostat` (chain of 3, one loop, fourth-order
+Suzuki-Yoshida) per replica, and the same Maxwell-Boltzmann start for the same seed. A batch of one replica
+therefore reproduces task ``md`` step for step; a replica in a larger batch differs from its single run only
+by the rounding of the batched forward pass (none was seen with CHGNet 0.3.0 on the CPU).
+
+Files, in the working directory
+    ``aiida.json``        ``{"task": "md_batch", "model", "device", "seed", "settings"}``; settings are those of
+                          task ``md`` (``temperature_K`` per replica instead) plus ``replicas``: a list of
+                          ``{"name", "structure", "temperature_K", "seed"}`` (``structure``: an extxyz file in
+                          the directory; ``seed`` defaults to the top-level seed).
+    ``restart.npz``       optional: the batch checkpoint of an earlier segment; continue exactly from it.
+    ``replicas/NAME/``    per replica, what task ``md`` writes: ``trajectory.f32``, ``trajectory.json``,
+                          ``restart.npz`` (today's format: the replica can also be continued alone by task
+                          ``md``) and ``results.json`` (task ``md``'s keys).
+    ``results.json``      the batch: ``status`` (``ok``, ``walltime`` when stopped early, ``unstable`` when a
+                          replica blew up and none stopped early), ``replicas`` (each replica's results).
+
+The batch checkpoint ``restart.npz`` holds every replica's state at one common step and is replaced
+atomically, so a batch killed at any moment continues from one consistent step (the per-replica restart
+files are written after it and may be one checkpoint apart after a kill). Nose-Hoover only: the Langevin
+thermostat of task ``md`` is not batched.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .common import (
+    MD_DEFAULTS,
+    REPLICAS_DIR,
+    RESTART_FILE,
+    RESULTS_FILE,
+    TRAJECTORY_FILE,
+    TRAJECTORY_META_FILE,
+    TaskError,
+    _log,
+    _next_frame_step,
+    _settings,
+    _write_json_atomic,
+    _write_restart,
+    initial_momenta,
+    normalize_thermostat,
+)
+
+__all__ = ('REPLICAS_DIR', 'BatchedCHGNet', 'task_md_batch')
+
+MD_BATCH_DEFAULTS = {k: v for k, v in MD_DEFAULTS.items() if k != 'friction_per_fs'}
+_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+_CONSERVED_NAME = 'Nose-Hoover-chain conserved energy (ASE get_conserved_energy)'
+
+
+class BatchedCHGNet:
+    """Energies and forces of several structures in one CHGNet forward pass.
+
+    Each structure becomes a crystal graph as in :class:`~.models.FastCHGNetCalculator` (a pymatgen
+    ``Structure`` from the cell, atomic numbers and unwrapped Cartesian positions); the list of graphs goes
+    through ``predict_graph(task='ef', batch_size=len(graphs))``: one model call. Energies are totals (CHGNet's
+    per-atom energy x N), forces in eV/Å.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.device = next(model.parameters()).device
+
+    def graphs(self, systems):
+        from pymatgen.core import Lattice, Structure
+
+        return [
+            self.model.graph_converter(
+                Structure(Lattice(np.asarray(cell)), numbers, positions, coords_are_cartesian=True)
+            ).to(self.device)
+            for cell, numbers, positions in systems
+        ]
+
+    def __call__(self, systems) -> list[tuple[float, np.ndarray]]:
+        """``systems``: (cell, numbers, positions) per structure -> (energy eV, forces (N, 3)) per structure."""
+        graphs = self.graphs(systems)
+        if not graphs:
+            return []
+        predictions = self.model.predict_graph(graphs, task='ef', batch_size=len(graphs))
+        if len(graphs) == 1:
+            predictions = [predictions]
+        out = []
+        for (_, numbers, _), prediction in zip(systems, predictions, strict=True):
+            n_atoms = len(numbers)
+            factor = n_atoms if self.model.is_intensive else 1
+            energy = float(np.asarray(prediction['e']).reshape(-1)[0]) * factor
+            out.append((energy, np.asarray(prediction['f'], dtype=float).reshape(n_atoms, 3)))
+        return out
+
+
+@dataclass
+class _Replica:
+    """One MD run of the batch: its atoms, integrator state and output files."""
+
+    name: str
+    atoms: object
+    temperature: float
+    seed: int
+    workdir: Path
+    thermostat: object = None
+    masses: np.ndarray = None  # (N, 1), as ASE's MolecularDynamics.masses
+    q: np.ndarray = None
+    p: np.ndarray = None
+    forces: np.ndarray = None
+    energy: float = 0.0
+    status: str = 'ok'
+    message: str = ''
+    first_frame_step: int = 0
+    last_step: int = 0
+    n_frames: int = 0
+    traj: object = None
+    temperatures: list = field(default_factory=list)
+    energies: list = field(default_factory=list)
+    times: list = field(default_factory=list)
+    snapshot: dict | None = None  # state at the last checkpoint (kept as is once the replica blew up)
+
+    @property
+    def active(self) -> bool:
+        return self.status == 'ok'
+
+    def update_atoms(self) -> None:
+        self.atoms.set_positions(self.q)
+        self.atoms.set_momenta(self.p)
+
+    def conserved(self) -> float:
+        return float(self.energy + self.atoms.get_kinetic_energy() + self.thermostat.get_thermostat_energy())
+
+
+def _replica_specs(s: dict, workdir: Path, default_seed: int) -> list[dict]:
+    specs = s['replicas']
+    if not isinstance(specs, list) or not specs:
+        raise TaskError('md_batch: settings.replicas must be a non-empty list')
+    out, names = [], set()
+    for k, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise TaskError(f'md_batch: replica {k} must be a mapping')
+        unknown = set(spec) - {'name', 'structure', 'temperature_K', 'seed'}
+        if unknown:
+            raise TaskError(f'md_batch: replica {k} has unknown keys {sorted(unknown)}')
+        name = str(spec.get('name', ''))
+        if not _NAME.match(name) or name in names:
+            raise TaskError(
+                f'md_batch: replica {k} needs a unique name of letters, digits, _ . - (got {name!r})'
+            )
+        names.add(name)
+        structure = workdir / str(spec.get('structure', ''))
+        if not spec.get('structure') or not structure.is_file() or structure.parent != workdir:
+            raise TaskError(f'md_batch: replica {name}: structure file {spec.get("structure")!r} not found')
+        try:
+            temperature = float(spec['temperature_K'])
+        except (KeyError, TypeError, ValueError):
+            raise TaskError(f'md_batch: replica {name}: temperature_K missing or not a number') from None
+        if not temperature > 0:
+            raise TaskError(f'md_batch: replica {name}: temperature_K must be > 0')
+        seed = spec.get('seed')
+        out.append(
+            {
+                'name': name,
+                'structure': structure,
+                'temperature_K': temperature,
+                'seed': int(default_seed if seed is None else seed),
+            }
+        )
+    return out
+
+
+def _read_cell(path: Path):
+    import ase.io
+
+    atoms = ase.io.read(path, index=0, format='extxyz')
+    atoms.calc = None
+    atoms.set_constraint()
+    if not atoms.pbc.all():
+        raise TaskError(f'{path.name} must be periodic in all three directions')
+    return atoms
+
+
+def _load_batch_restart(path: Path, replicas: list[_Replica], settings: dict) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        restart = {key: data[key] for key in data.files}
+    if str(restart.get('task')) != 'md_batch':
+        raise TaskError('restart.npz is not a checkpoint of task md_batch')
+    names = [str(x) for x in restart['names']]
+    if names != [r.name for r in replicas]:
+        raise TaskError(f'restart.npz holds the replicas {names}, settings say {[r.name for r in replicas]}')
+    for key in ('timestep_fs', 'tdamp_fs', 'frame_interval'):
+        if not np.isclose(float(restart[key]), float(settings[key])):
+            raise TaskError(
+                f'restart.npz was written with {key} = {restart[key]}, settings say {settings[key]}'
+            )
+    for i, r in enumerate(replicas):
+        if not np.array_equal(restart[f'r{i}_numbers'], r.atoms.numbers):
+            raise TaskError(f'restart.npz does not match replica {r.name} (atomic numbers)')
+        if not np.allclose(restart[f'r{i}_cell'], np.asarray(r.atoms.cell), atol=1e-8):
+            raise TaskError(f'restart.npz does not match replica {r.name} (cell)')
+        if not np.isclose(float(restart[f'r{i}_temperature_K']), r.temperature):
+            raise TaskError(
+                f'restart.npz was written with temperature_K = {restart[f"r{i}_temperature_K"]} for replica '
+                f'{r.name}, settings say {r.temperature}'
+            )
+    return restart
+
+
+def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
+    """Run the batch described by ``settings`` in ``ctx.workdir``; ``ctx.calc`` is the loaded CHGNet model."""
+    from ase import units
+    from ase.md.nose_hoover_chain import NoseHooverChainThermostat
+
+    s = _settings(settings, MD_BATCH_DEFAULTS, required=('n_steps', 'replicas'))
+    timestep = float(s['timestep_fs'])
+    n_steps = int(s['n_steps'])
+    interval = int(s['frame_interval'])
+    checkpoint_every = max(1, int(s['checkpoint_every']))
+    thermostat_name = normalize_thermostat(s['thermostat'])
+    if thermostat_name != 'nose-hoover':
+        raise TaskError(
+            f'md_batch: thermostat {s["thermostat"]!r} is not batched; use nose-hoover (or task md)'
+        )
+    if interval < 1 or n_steps < 0 or timestep <= 0:
+        raise TaskError('md_batch: need frame_interval >= 1, n_steps >= 0, timestep_fs > 0')
+    walltime = None if s['walltime_s'] is None else float(s['walltime_s'])
+    segment_steps = None if s['segment_steps'] is None else int(s['segment_steps'])
+    factor = float(s['max_temperature_factor'])
+    dt = timestep * units.fs
+    dt2 = dt / 2
+    workdir = Path(ctx.workdir)
+    specs = _replica_specs(s, workdir, ctx.seed)
+
+    replicas = []
+    for spec in specs:
+        atoms = _read_cell(spec['structure'])
+        folder = workdir / REPLICAS_DIR / spec['name']
+        folder.mkdir(parents=True, exist_ok=True)
+        replicas.append(_Replica(spec['name'], atoms, spec['temperature_K'], spec['seed'], folder))
+
+    restart_path = workdir / RESTART_FILE
+    restart = _load_batch_restart(restart_path, replicas, s) if restart_path.is_file() else None
+    start_step = 0 if restart is None else int(restart['step'])
+    for i, r in enumerate(replicas):
+        if restart is None:
+            initial_momenta(r.atoms, r.temperature, r.seed)
+        else:
+            r.atoms.set_positions(restart[f'r{i}_positions'])
+            r.atoms.set_momenta(restart[f'r{i}_momenta'])
+            r.status = str(restart[f'r{i}_status'])
+            r.message = str(restart[f'r{i}_message'])
+        # ASE's NoseHooverChainNVT with its defaults (tchain 3, tloop 1), as task md builds it
+        r.masses = r.atoms.get_masses()[:, None]
+        r.thermostat = NoseHooverChainThermostat(
+            num_atoms_global=len(r.atoms),
+            masses=r.masses,
+            temperature_K=r.temperature,
+            tdamp=float(s['tdamp_fs']) * units.fs,
+        )
+        if restart is not None:
+            r.thermostat._eta[:] = restart[f'r{i}_nhc_eta']
+            r.thermostat._p_eta[:] = restart[f'r{i}_nhc_p_eta']
+        r.q = r.atoms.get_positions()
+        r.p = r.atoms.get_momenta()
+        r.last_step = start_step if restart is None else int(restart[f'r{i}_last_step'])
+        r.first_frame_step = 0 if restart is None else _next_frame_step(start_step, interval)
+    _log(
+        f'md_batch: {len(replicas)} replicas ('
+        + ', '.join(f'{r.name}: {len(r.atoms)} atoms, {r.temperature:g} K' for r in replicas)
+        + ')'
+        + ('' if restart is None else f'; restarting from step {start_step} of {n_steps}')
+    )
+
+    force_call = BatchedCHGNet(ctx.calc)
+
+    def evaluate(group: list[_Replica]) -> None:
+        results = force_call([(r.atoms.cell, r.atoms.numbers, r.q) for r in group])
+        for r, (energy, forces) in zip(group, results, strict=True):
+            r.energy, r.forces = energy, forces
+
+    for r in replicas:
+        meta = {
+            'n_atoms': len(r.atoms),
+            'symbols': r.atoms.get_chemical_symbols(),
+            'masses': r.atoms.get_masses(),
+            'cell': np.asarray(r.atoms.cell),
+            'pbc': r.atoms.pbc,
+            'timestep_fs': timestep,
+            'frame_interval': interval,
+            'first_step': r.first_frame_step,
+            'restart_step': None if restart is None else start_step,
+            'n_steps': n_steps,
+            'temperature_K': r.temperature,
+            'thermostat': thermostat_name,
+            'seed': r.seed,
+            'model': ctx.model,
+            'batch': {'task': 'md_batch', 'replica': r.name, 'replicas': [x.name for x in replicas]},
+            'layout': 'little-endian float32; per frame positions (N,3) in Å (unwrapped) then velocities '
+            '(N,3) in Å/fs',
+        }
+        _write_json_atomic(r.workdir / TRAJECTORY_META_FILE, meta)
+        r.traj = open(r.workdir / TRAJECTORY_FILE, 'wb')  # kept open for the whole run
+
+    def save_frame(r: _Replica) -> None:
+        frame = np.concatenate([r.atoms.get_positions(), r.atoms.get_velocities() * units.fs]).astype('<f4')
+        r.traj.write(frame.tobytes())
+        r.traj.flush()
+        r.n_frames += 1
+
+    def replica_state(r: _Replica, step: int) -> dict:
+        return {
+            'positions': r.atoms.get_positions(),
+            'momenta': r.atoms.get_momenta(),
+            'velocities': r.atoms.get_velocities() * units.fs,
+            'step': np.int64(step),
+            'n_frames': np.int64(r.n_frames),
+            'first_step': np.int64(r.first_frame_step),
+            'numbers': r.atoms.numbers,
+            'cell': np.asarray(r.atoms.cell),
+            'thermostat': np.str_(thermostat_name),
+            'timestep_fs': np.float64(timestep),
+            'temperature_K': np.float64(r.temperature),
+            'frame_interval': np.int64(interval),
+            'seed': np.int64(r.seed),
+            'nhc_eta': np.array(r.thermostat._eta),
+            'nhc_p_eta': np.array(r.thermostat._p_eta),
+        }
+
+    def checkpoint(step: int) -> None:
+        import os
+
+        for r in replicas:
+            if r.active:
+                os.fsync(r.traj.fileno())
+                r.snapshot = replica_state(r, step)
+        data = {
+            'task': np.str_('md_batch'),
+            'step': np.int64(step),
+            'names': np.array([r.name for r in replicas]),
+            'timestep_fs': np.float64(timestep),
+            'tdamp_fs': np.float64(s['tdamp_fs']),
+            'frame_interval': np.int64(interval),
+        }
+        for i, r in enumerate(replicas):
+            snap = r.snapshot
+            for key in ('positions', 'momenta', 'numbers', 'cell', 'temperature_K', 'nhc_eta', 'nhc_p_eta'):
+                data[f'r{i}_{key}'] = snap[key]
+            data[f'r{i}_step'] = snap['step']
+            data[f'r{i}_last_step'] = np.int64(r.last_step)
+            data[f'r{i}_status'] = np.str_(r.status)
+            data[f'r{i}_message'] = np.str_(r.message)
+        _write_restart(restart_path, data)  # the batch, atomically: one consistent step for all replicas
+        for r in replicas:
+            if r.active:
+                _write_restart(r.workdir / RESTART_FILE, r.snapshot)
+
+    status, message = 'ok', ''
+    step = start_step
+    step_times: list[float] = []
+    batch_frames = 0
+    try:
+        active = [r for r in replicas if r.active]
+        for r in replicas:  # a replica that blew up in an earlier segment keeps its last good checkpoint
+            if not r.active and restart is not None:
+                i = replicas.index(r)
+                r.snapshot = {
+                    key: restart[f'r{i}_{key}']
+                    for key in (
+                        'positions',
+                        'momenta',
+                        'numbers',
+                        'cell',
+                        'temperature_K',
+                        'nhc_eta',
+                        'nhc_p_eta',
+                    )
+                }
+                r.snapshot['step'] = restart[f'r{i}_step']
+        evaluate(active)
+        for r in active:
+            r.update_atoms()
+            r.snapshot = replica_state(r, step)  # until the first checkpoint
+            if restart is None and n_steps >= 0:
+                save_frame(r)
+            r.temperatures.append(r.atoms.get_temperature())
+            r.energies.append(r.conserved())
+            r.times.append(step * timestep)
+        if restart is None and n_steps >= 0:
+            batch_frames += 1
+        while step < n_steps and active:
+            if segment_steps is not None and step - start_step >= segment_steps:
+                status, message = (
+                    'walltime',
+                    f'stopped at step {step}: segment_steps = {segment_steps} reached',
+                )
+                break
+            if walltime is not None:
+                elapsed = time.monotonic() - ctx.t_start
+                per_step = float(np.mean(step_times[-20:])) if step_times else 0.0
+                if elapsed + 2 * per_step >= walltime:
+                    status, message = 'walltime', f'stopped at step {step} after {elapsed:.1f} s (walltime_s)'
+                    break
+            t0 = time.perf_counter()
+            for r in active:  # NoseHooverChainNVT.step up to the force call
+                r.p = r.thermostat.integrate_nhc(r.p, dt2)
+                r.p += dt2 * r.forces
+                r.q += dt * r.p / r.masses
+            evaluate(active)  # one model call for every replica
+            for r in active:
+                r.p += dt2 * r.forces
+                r.p = r.thermostat.integrate_nhc(r.p, dt2)
+                r.update_atoms()
+            step_times.append(time.perf_counter() - t0)
+            step += 1
+            for r in active:
+                r.last_step = step
+                t_inst = r.atoms.get_temperature()
+                finite = np.isfinite(t_inst) and np.isfinite(r.atoms.get_positions()).all()
+                if not finite or t_inst > factor * r.temperature:
+                    r.status = 'unstable'
+                    r.message = (
+                        f'T = {t_inst:.1f} K at step {step} exceeds {factor:g} x {r.temperature:g} K (or NaN)'
+                    )
+                    _log(f'md_batch: replica {r.name} {r.status}: {r.message}')
+                    continue
+                r.temperatures.append(t_inst)
+                r.energies.append(r.conserved())
+                r.times.append(step * timestep)
+            active = [r for r in active if r.active]
+            if step % interval == 0 and active:
+                for r in active:
+                    save_frame(r)
+                batch_frames += 1
+                if batch_frames % checkpoint_every == 0:
+                    checkpoint(step)
+            if step % int(s['log_interval']) == 0:
+                _log(
+                    f'md_batch: step {step}/{n_steps}  '
+                    + '  '.join(f'{r.name}: T = {r.atoms.get_temperature():.1f} K' for r in active)
+                )
+        checkpoint(step)
+    finally:
+        for r in replicas:
+            if r.traj is not None:
+                r.traj.close()
+
+    if status == 'ok' and any(r.status == 'unstable' for r in replicas):
+        status = 'unstable'
+        message = '; '.join(f'{r.name}: {r.message}' for r in replicas if r.status == 'unstable')
+    per_step = float(np.mean(step_times)) if step_times else None
+    replica_results = {}
+    for r in replicas:
+        r_status = r.status if r.status == 'unstable' else status
+        temps = np.asarray(r.temperatures)
+        drift = None
+        if len(r.times) >= 2:
+            drift = float(
+                np.polyfit(np.asarray(r.times) / 1000.0, np.asarray(r.energies) / len(r.atoms), 1)[0]
+            )
+        steps_done = max(0, r.last_step - start_step)  # 0 for a replica that blew up in an earlier segment
+        result = {
+            'status': r_status,
+            'message': r.message
+            if r.status == 'unstable'
+            else (message or f'{steps_done} steps, {r.n_frames} frames'),
+            'task': 'md',
+            'batch_task': 'md_batch',
+            'model': ctx.model,
+            'n_atoms': len(r.atoms),
+            'temperature_K': r.temperature,
+            'seed': r.seed,
+            'n_steps_done': steps_done,
+            'first_step': start_step,
+            'last_step': r.last_step,
+            'n_frames': r.n_frames,
+            'first_frame_step': r.first_frame_step,
+            'T_mean_K': float(temps.mean()) if len(temps) else None,
+            'T_std_K': float(temps.std()) if len(temps) else None,
+            'etotal_drift_eV_per_atom_ps': drift,
+            'etotal_drift_quantity': _CONSERVED_NAME,
+            'seconds_per_step': per_step,
+            'restart_written': r.status != 'unstable',
+        }
+        _write_json_atomic(r.workdir / RESULTS_FILE, result)
+        replica_results[r.name] = result
+    if status == 'ok':
+        message = f'{step - start_step} steps x {len(replicas)} replicas'
+    n_atoms_total = sum(len(r.atoms) for r in replicas)
+    results = {
+        'n_replicas': len(replicas),
+        'n_atoms_total': n_atoms_total,
+        'first_step': start_step,
+        'last_step': step,
+        'n_steps_done': step - start_step,
+        'seconds_per_step': per_step,
+        'replica_steps_per_s': None if not per_step else len(replicas) / per_step,
+        'replicas': replica_results,
+    }
+    _log(f'md_batch: {status}: {message}')
+    return status, message, results

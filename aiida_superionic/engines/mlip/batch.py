@@ -55,6 +55,7 @@ from .common import (
     _write_restart,
     initial_momenta,
     normalize_thermostat,
+    segment_stop,
 )
 
 __all__ = ('REPLICAS_DIR', 'BatchedCHGNet', 'task_md_batch')
@@ -399,18 +400,10 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
         if restart is None and n_steps >= 0:
             batch_frames += 1
         while step < n_steps and active:
-            if segment_steps is not None and step - start_step >= segment_steps:
-                status, message = (
-                    'walltime',
-                    f'stopped at step {step}: segment_steps = {segment_steps} reached',
-                )
+            stop = segment_stop(step, start_step, segment_steps, walltime, ctx.t_start, step_times)
+            if stop is not None:
+                status, message = stop
                 break
-            if walltime is not None:
-                elapsed = time.monotonic() - ctx.t_start
-                per_step = float(np.mean(step_times[-20:])) if step_times else 0.0
-                if elapsed + 2 * per_step >= walltime:
-                    status, message = 'walltime', f'stopped at step {step} after {elapsed:.1f} s (walltime_s)'
-                    break
             t0 = time.perf_counter()
             for r in active:  # NoseHooverChainNVT.step up to the force call
                 r.p = r.thermostat.integrate_nhc(r.p, dt2)

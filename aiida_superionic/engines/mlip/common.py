@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,3 +134,19 @@ def initial_momenta(atoms, temperature_K: float, seed: int) -> None:
 def normalize_thermostat(name) -> str:
     thermostat = str(name).lower().replace('_', '-')
     return 'nose-hoover' if thermostat == 'nosehoover' else thermostat
+
+
+def segment_stop(
+    step: int, start_step: int, segment_steps: int | None, walltime: float | None, t_start: float, step_times
+) -> tuple[str, str] | None:
+    """``('walltime', why)`` when an MD loop must stop before its next step: ``segment_steps`` steps done in
+    this segment, or too little of ``walltime`` (s since ``t_start``, monotonic) left for two more steps at
+    the recent pace; ``None`` to go on. Shared by tasks ``md`` and ``md_batch``."""
+    if segment_steps is not None and step - start_step >= segment_steps:
+        return 'walltime', f'stopped at step {step}: segment_steps = {segment_steps} reached'
+    if walltime is not None:
+        elapsed = time.monotonic() - t_start
+        per_step = float(np.mean(step_times[-20:])) if step_times else 0.0
+        if elapsed + 2 * per_step >= walltime:
+            return 'walltime', f'stopped at step {step} after {elapsed:.1f} s (walltime_s)'
+    return None

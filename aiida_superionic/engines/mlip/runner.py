@@ -54,6 +54,7 @@ from .common import (
     _settings,
     _write_json_atomic,
     _write_restart,
+    segment_stop,
 )
 
 __all__ = (
@@ -683,18 +684,10 @@ def task_md(atoms, settings: dict, ctx: Context):
         energies.append(conserved())
         times.append(step * timestep)
         while step < n_steps:
-            if segment_steps is not None and step - start_step >= segment_steps:
-                status, message = (
-                    'walltime',
-                    f'stopped at step {step}: segment_steps = {segment_steps} reached',
-                )
+            stop = segment_stop(step, start_step, segment_steps, walltime, ctx.t_start, step_times)
+            if stop is not None:
+                status, message = stop
                 break
-            if walltime is not None:
-                elapsed = time.monotonic() - ctx.t_start
-                per_step = float(np.mean(step_times[-20:])) if step_times else 0.0
-                if elapsed + 2 * per_step >= walltime:
-                    status, message = 'walltime', f'stopped at step {step} after {elapsed:.1f} s (walltime_s)'
-                    break
             t0 = time.perf_counter()
             dyn.step()
             step_times.append(time.perf_counter() - t0)

@@ -388,6 +388,7 @@ def _material_with_daemon_kills(user: User, aiida_root: Path, profile: str, tmp_
     )
 
 
+@pytest.mark.slow  # the whole Li3N chain through a real daemon, killed and restarted
 def test_daemon_sigkill_while_jobs_run_zeromq(tmp_path):
     """Embedded profile (SQLite + the ZeroMQ broker inside the daemon): the daemon is SIGKILLed while the
     MD jobs run, restarted, and the material finishes with nothing lost or duplicated."""
@@ -415,6 +416,7 @@ def production_profile(user: User):
             conn.execute(f'DROP ROLE IF EXISTS "aiida_{name}"')
 
 
+@pytest.mark.slow  # the whole Li3N chain through a real daemon, killed and restarted
 def test_daemon_sigkill_while_jobs_run_rabbitmq(tmp_path):
     """Production profile (PostgreSQL + RabbitMQ): the same."""
     user = User(tmp_path / 'aiida')
@@ -422,6 +424,7 @@ def test_daemon_sigkill_while_jobs_run_rabbitmq(tmp_path):
         _material_with_daemon_kills(user, tmp_path / 'aiida', name, tmp_path, ['md_submitted'])
 
 
+@pytest.mark.slow  # the whole Li3N chain through a real daemon, killed and restarted
 def test_daemon_sigkill_while_a_step_submits_rabbitmq(tmp_path):
     """The daemon is SIGKILLed while ``superionic.md`` submits its ``superionic.md_descriptors`` work
     chains: the replayed step must not leave a second set of children (duplicate records) behind."""

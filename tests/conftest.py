@@ -45,10 +45,8 @@ def mlip_runner_code(computer, label: str = 'mlip'):
     ).store()
 
 
-@pytest.fixture(scope='module')
-def mlip_code():
-    """The real MLIP runner on a localhost computer (direct scheduler) of the test profile; loaded
-    afresh in every module (a CLI test may have reloaded the profile's storage)."""
+def load_mlip_code():
+    """The real MLIP runner code ``mlip-test@localhost-test`` of the test profile, made on first use."""
     import tempfile
 
     from aiida import orm
@@ -63,6 +61,58 @@ def mlip_code():
     except NotExistent:
         computer = local_computer('localhost-test', tempfile.mkdtemp(prefix='superionic-work-'))
     return mlip_runner_code(computer, 'mlip-test')
+
+
+@pytest.fixture(scope='module')
+def mlip_code():
+    """The real MLIP runner on a localhost computer (direct scheduler) of the test profile; loaded
+    afresh in every module (a CLI test may have reloaded the profile's storage)."""
+    return load_mlip_code()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests that empty the profile's storage (``aiida_profile_clean``) run first, so that what a
+    session fixture stored (the shared Li3N material run below) stays in the graph for the whole session,
+    whatever the selection. A stable sort: the order is otherwise unchanged."""
+    items.sort(key=lambda item: 'aiida_profile_clean' not in getattr(item, 'fixturenames', ()))
+
+
+@pytest.fixture(scope='session')
+def _li3n_fast_run():
+    """The whole material chain once per test session: Li3N, the MLIP engine (real CHGNet 0.3.0 on CPU),
+    the ``fast`` protocol unchanged, launched from ``get_builder_from_protocol``. The UUIDs only: the
+    nodes are loaded afresh in every module (``li3n_fast``)."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+    from pymatgen.core import Structure
+
+    from aiida_superionic.workflows.material import MaterialWorkChain
+
+    structure = orm.StructureData(pymatgen=Structure.from_file(str(DATA / 'structures' / 'Li3N.cif')))
+    builder = MaterialWorkChain.get_builder_from_protocol(
+        load_mlip_code(), structure, 'fast', mobile='Li', label='Li3N'
+    )
+    _, node = run_get_node(builder)
+    return node.uuid, structure.uuid
+
+
+@pytest.fixture(scope='module')
+def li3n_fast(_li3n_fast_run):
+    """The shared Li3N material run (``_li3n_fast_run``), its nodes loaded in this module: a namespace with
+    ``node`` (the MaterialWorkChain), ``outputs`` (its outputs, as ``run_get_node`` gives them) and
+    ``structure`` (the input structure)."""
+    from types import SimpleNamespace
+
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    node_uuid, structure_uuid = _li3n_fast_run
+    try:
+        node = orm.load_node(node_uuid)
+    except NotExistent:
+        pytest.fail('the shared Li3N run is gone: a test emptied the storage after it (aiida_profile_clean?)')
+    outputs = {label: node.outputs[label] for label in node.outputs}
+    return SimpleNamespace(node=node, outputs=outputs, structure=orm.load_node(structure_uuid))
 
 
 @pytest.fixture(scope='session')

@@ -114,17 +114,16 @@ def test_phonon_gamma_of_a_conventional_cell_is_that_of_its_primitive_cell(mlip_
     assert calc.outputs.force_constants.get_array('force_constants').shape == (n, n, 3, 3)
 
 
-def test_material_workchain_fast_protocol_li3n(mlip_code):
+@pytest.mark.slow  # the whole Li3N chain on the real potential (shared: conftest li3n_fast)
+def test_material_workchain_fast_protocol_li3n(li3n_fast):
     """The whole chain on the real potential: relax -> elastic, Γ phonons, vacancy -> MD at two
-    temperatures, stoichiometric and with Li vacancies -> descriptor records and Arrhenius fits."""
-    from pymatgen.core import Structure
-
-    structure = orm.StructureData(pymatgen=Structure.from_file(str(LI3N)))
-    builder = MaterialWorkChain.get_builder_from_protocol(
-        mlip_code, structure, 'fast', mobile='Li', label='Li3N'
-    )
-    outputs, node = run_get_node(builder)
+    temperatures, stoichiometric and with Li vacancies -> descriptor records and Arrhenius fits. The run
+    is the session's shared one (conftest ``li3n_fast``: the fast protocol from the builder, unchanged),
+    which the study tests use too."""
+    outputs, node, structure = li3n_fast.outputs, li3n_fast.node, li3n_fast.structure
     assert node.is_finished_ok, node.exit_message
+    assert node.process_class is MaterialWorkChain and node.inputs.protocol.value == 'fast'
+    assert node.inputs.structure.uuid == structure.uuid and node.inputs.label.value == 'Li3N'
     # the settings resolved before submission travel unchanged to every step: no step re-reads the YAML
     steps = [
         n

@@ -14,6 +14,7 @@ from ase.build import bulk
 from aiida_superionic.engines.contract import get_engine
 from aiida_superionic.engines.mlip.calculation import MlipCalculation
 from aiida_superionic.workflows.material import MaterialWorkChain
+from tests.conftest import lif_md_builder
 
 LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
 
@@ -57,22 +58,11 @@ def test_vacancy_node_keeps_every_site_class(mlip_code):
     assert all(site['converged'] for site in v['sites']) and v['converged'] is True
 
 
-def test_md_walltime_segments_are_continued_and_stitched(mlip_code):
+def test_md_walltime_segments_are_continued_and_stitched(mlip_code, lif_md_reference):
     """A walltime-limited MD run continues from its checkpoints; the stitched trajectory equals an
-    uninterrupted run of the same seed, frame for frame."""
-    engine = get_engine('mlip')
-    cell = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.08, cubic=True))
-    md = {'n_steps': 160, 'frame_interval': 4, 'timestep_fs': 2.0, 'checkpoint_every': 2}
-    reference, ref_node = run_get_node(
-        engine.get_builder(
-            'md', cell, mlip_code, engine.protocol('fast', {'md': md}), temperature_K=800, seed=7
-        )
-    )
-    assert ref_node.is_finished_ok, ref_node.exit_message
+    uninterrupted run of the same seed (conftest ``lif_md_reference``), frame for frame."""
     # segments of 50 steps: each stops like a wall-time stop (a checkpoint at that step, status walltime)
-    interrupted = engine.get_builder(
-        'md', cell, mlip_code, engine.protocol('fast', {'md': md}), temperature_K=800, seed=7
-    )
+    interrupted = lif_md_builder(mlip_code)
     params = interrupted.mlip.parameters.get_dict()
     params['settings']['segment_steps'] = 50
     interrupted.mlip.parameters = orm.Dict(params)
@@ -83,7 +73,7 @@ def test_md_walltime_segments_are_continued_and_stitched(mlip_code):
     assert len(calcs) == 4  # 50 + 50 + 50 + 10 steps
     assert [c.exit_status for c in calcs[:-1]] == [401] * (len(calcs) - 1)
     stitched = outputs['trajectory']
-    expected = reference['trajectory']
+    expected = lif_md_reference
     np.testing.assert_array_equal(stitched.get_array('steps'), np.arange(0, 161, 4))
     np.testing.assert_allclose(stitched.get_positions(), expected.get_positions(), atol=1e-5)
     np.testing.assert_allclose(stitched.get_velocities(), expected.get_velocities(), atol=1e-6)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
+# One thread per process, as the MLIP jobs run (their job script exports the same): the runner tests load
+# CHGNet in this process, and two torch threads on 2 cores shared with the job subprocesses and the
+# daemon spend their time spin-waiting (tests/engines/test_mlip_runner.py: 101 -> 54 s CPU). Set before
+# numpy and torch are imported; a value in the environment wins.
+for _var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+    os.environ.setdefault(_var, '1')
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 pytest_plugins = ['aiida.tools.pytest_fixtures']
 
@@ -45,10 +53,8 @@ def mlip_runner_code(computer, label: str = 'mlip'):
     ).store()
 
 
-@pytest.fixture(scope='module')
-def mlip_code():
-    """The real MLIP runner on a localhost computer (direct scheduler) of the test profile; loaded
-    afresh in every module (a CLI test may have reloaded the profile's storage)."""
+def load_mlip_code():
+    """The real MLIP runner code ``mlip-test@localhost-test`` of the test profile, made on first use."""
     import tempfile
 
     from aiida import orm
@@ -63,6 +69,101 @@ def mlip_code():
     except NotExistent:
         computer = local_computer('localhost-test', tempfile.mkdtemp(prefix='superionic-work-'))
     return mlip_runner_code(computer, 'mlip-test')
+
+
+@pytest.fixture(scope='module')
+def mlip_code():
+    """The real MLIP runner on a localhost computer (direct scheduler) of the test profile; loaded
+    afresh in every module (a CLI test may have reloaded the profile's storage)."""
+    return load_mlip_code()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests that empty the profile's storage (``aiida_profile_clean``) run first, so that what a
+    session fixture stored (the shared Li3N material run below) stays in the graph for the whole session,
+    whatever the selection. A stable sort: the order is otherwise unchanged."""
+    items.sort(key=lambda item: 'aiida_profile_clean' not in getattr(item, 'fixturenames', ()))
+
+
+@pytest.fixture(scope='session')
+def _li3n_fast_run():
+    """The whole material chain once per test session: Li3N, the MLIP engine (real CHGNet 0.3.0 on CPU),
+    the ``fast`` protocol unchanged, launched from ``get_builder_from_protocol``. The UUIDs only: the
+    nodes are loaded afresh in every module (``li3n_fast``)."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+    from pymatgen.core import Structure
+
+    from aiida_superionic.workflows.material import MaterialWorkChain
+
+    structure = orm.StructureData(pymatgen=Structure.from_file(str(DATA / 'structures' / 'Li3N.cif')))
+    builder = MaterialWorkChain.get_builder_from_protocol(
+        load_mlip_code(), structure, 'fast', mobile='Li', label='Li3N'
+    )
+    _, node = run_get_node(builder)
+    return node.uuid, structure.uuid
+
+
+@pytest.fixture(scope='module')
+def li3n_fast(_li3n_fast_run):
+    """The shared Li3N material run (``_li3n_fast_run``), its nodes loaded in this module: a namespace with
+    ``node`` (the MaterialWorkChain), ``outputs`` (its outputs, as ``run_get_node`` gives them) and
+    ``structure`` (the input structure)."""
+    from types import SimpleNamespace
+
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    node_uuid, structure_uuid = _li3n_fast_run
+    try:
+        node = orm.load_node(node_uuid)
+    except NotExistent:
+        pytest.fail('the shared Li3N run is gone: a test emptied the storage after it (aiida_profile_clean?)')
+    outputs = {label: node.outputs[label] for label in node.outputs}
+    return SimpleNamespace(node=node, outputs=outputs, structure=orm.load_node(structure_uuid))
+
+
+#: The MD run that the continuation tests compare with: LiF (8-atom cube), 800 K, seed 7, 160 steps of 2 fs.
+LIF_MD = {'n_steps': 160, 'frame_interval': 4, 'timestep_fs': 2.0, 'checkpoint_every': 2}
+
+
+def lif_md_builder(code):
+    """The MLIP engine's MD builder of the ``LIF_MD`` run (fast protocol) on ``code``."""
+    from aiida import orm
+    from ase.build import bulk
+
+    from aiida_superionic.engines.contract import get_engine
+
+    engine = get_engine('mlip')
+    cell = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.08, cubic=True))
+    return engine.get_builder(
+        'md', cell, code, engine.protocol('fast', {'md': LIF_MD}), temperature_K=800, seed=7
+    )
+
+
+@pytest.fixture(scope='session')
+def _lif_md_reference_run():
+    from aiida.engine import run_get_node
+
+    _, node = run_get_node(lif_md_builder(load_mlip_code()))
+    return node.uuid
+
+
+@pytest.fixture
+def lif_md_reference(_lif_md_reference_run):
+    """The uninterrupted ``LIF_MD`` run, once per session (the segmented run and the run whose job is
+    SIGKILLed must both equal it frame for frame): its trajectory."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        node = orm.load_node(_lif_md_reference_run)
+    except NotExistent:
+        pytest.fail(
+            'the shared LiF MD run is gone: a test emptied the storage after it (aiida_profile_clean?)'
+        )
+    assert node.is_finished_ok, node.exit_message
+    return node.outputs.trajectory
 
 
 @pytest.fixture(scope='session')

@@ -1,4 +1,5 @@
-"""``aiida-superionic analyze`` as a user runs it: a real process, no AiiDA profile."""
+"""``aiida-superionic analyze``: as a user runs it (a real process, no AiiDA profile) for the JSON output and
+`--help`/`--version`, in process (click's CliRunner) for the other outputs and the bad input."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import sys
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from aiida_superionic.analysis import analyze_trajectory
+from aiida_superionic.cli import cmd_root
 from aiida_superionic.io import read_xdatcar
 
 
@@ -19,6 +22,13 @@ def run_cli(*args, tmp_path):
     env = {**os.environ, 'AIIDA_PATH': str(tmp_path / 'no-aiida')}
     exe = os.path.join(os.path.dirname(sys.executable), 'aiida-superionic')
     return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+
+
+def invoke(*args):
+    """The same command in this process (no profile needed: ``analyze`` never loads one)."""
+    result = CliRunner().invoke(cmd_root, [str(a) for a in args])
+    assert isinstance(result.exception, SystemExit | None), result.exception  # never a traceback
+    return result
 
 
 def test_json_output_equals_the_library_call(shared_md, tmp_path):
@@ -44,7 +54,7 @@ def test_json_output_equals_the_library_call(shared_md, tmp_path):
 
 def test_table_output_and_arrays(shared_md, tmp_path):
     arrays = tmp_path / 'arrays.npz'
-    proc = run_cli(
+    proc = invoke(
         'analyze',
         shared_md / 'Li6PS5Cl_kinisi' / 'XDATCAR.gz',
         '-T',
@@ -57,9 +67,8 @@ def test_table_output_and_arrays(shared_md, tmp_path):
         'Li',
         '--arrays',
         arrays,
-        tmp_path=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.exit_code == 0, proc.stderr
     assert 'cm²/s' in proc.stdout and 'Lindemann' in proc.stdout and '<ω30>' in proc.stdout
     assert 'error from 192 per-ion slopes' in proc.stdout
     with np.load(arrays) as data:
@@ -74,14 +83,14 @@ def test_non_diffusing_run_shows_an_upper_bound_not_a_negative_D(rng, tmp_path):
     positions = sites[None] + rng.normal(scale=0.15, size=(400, 16, 3))
     path = tmp_path / 'vib.npz'
     np.savez(path, positions=positions % box, cell=np.eye(3) * box, symbols=np.array(['Li'] * 8 + ['S'] * 8))
-    proc = run_cli('analyze', path, '-T', 300, '-t', 2, '--json', '-q', tmp_path=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke('analyze', path, '-T', 300, '-t', 2, '--json', '-q')
+    assert proc.exit_code == 0, proc.stderr
     d = json.loads(proc.stdout)['diffusion']
     assert d['D_resolved'] is False
     bound = max(d['D_cm2_s'], 0.0) + 2 * d['D_stderr_cm2_s']
     assert d['D_upper_bound_cm2_s'] == pytest.approx(bound, rel=1e-12)
-    proc = run_cli('analyze', path, '-T', 300, '-t', 2, '-q', tmp_path=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    proc = invoke('analyze', path, '-T', 300, '-t', 2, '-q')
+    assert proc.exit_code == 0, proc.stderr
     line = next(line for line in proc.stdout.splitlines() if line.strip().startswith('D '))
     assert line.split()[1:5] == ['not', 'resolved', 'from', 'zero:']
     assert f'D < {bound:.2g} cm²/s' in line
@@ -119,11 +128,11 @@ def test_bad_input_gives_one_error_line(shared_md, tmp_path, args, message):
         '{truncated}': truncated,
         '{nan}': nan,
     }
-    proc = run_cli('analyze', *[paths.get(str(a), a) for a in args], tmp_path=tmp_path)
-    assert proc.returncode != 0
-    assert proc.stdout == ''
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
-    assert proc.stderr.startswith(message), proc.stderr
+    result = invoke('analyze', *[paths.get(str(a), a) for a in args])
+    assert result.exit_code != 0
+    assert result.stdout == ''
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(message), result.stderr
 
 
 def test_help_and_version(tmp_path):

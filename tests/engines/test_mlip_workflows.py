@@ -14,6 +14,7 @@ from ase.build import bulk
 from aiida_superionic.engines.contract import get_engine
 from aiida_superionic.engines.mlip.calculation import MlipCalculation
 from aiida_superionic.workflows.material import MaterialWorkChain
+from tests.conftest import lif_md_builder
 
 LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
 
@@ -57,22 +58,11 @@ def test_vacancy_node_keeps_every_site_class(mlip_code):
     assert all(site['converged'] for site in v['sites']) and v['converged'] is True
 
 
-def test_md_walltime_segments_are_continued_and_stitched(mlip_code):
+def test_md_walltime_segments_are_continued_and_stitched(mlip_code, lif_md_reference):
     """A walltime-limited MD run continues from its checkpoints; the stitched trajectory equals an
-    uninterrupted run of the same seed, frame for frame."""
-    engine = get_engine('mlip')
-    cell = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.08, cubic=True))
-    md = {'n_steps': 160, 'frame_interval': 4, 'timestep_fs': 2.0, 'checkpoint_every': 2}
-    reference, ref_node = run_get_node(
-        engine.get_builder(
-            'md', cell, mlip_code, engine.protocol('fast', {'md': md}), temperature_K=800, seed=7
-        )
-    )
-    assert ref_node.is_finished_ok, ref_node.exit_message
+    uninterrupted run of the same seed (conftest ``lif_md_reference``), frame for frame."""
     # segments of 50 steps: each stops like a wall-time stop (a checkpoint at that step, status walltime)
-    interrupted = engine.get_builder(
-        'md', cell, mlip_code, engine.protocol('fast', {'md': md}), temperature_K=800, seed=7
-    )
+    interrupted = lif_md_builder(mlip_code)
     params = interrupted.mlip.parameters.get_dict()
     params['settings']['segment_steps'] = 50
     interrupted.mlip.parameters = orm.Dict(params)
@@ -83,7 +73,7 @@ def test_md_walltime_segments_are_continued_and_stitched(mlip_code):
     assert len(calcs) == 4  # 50 + 50 + 50 + 10 steps
     assert [c.exit_status for c in calcs[:-1]] == [401] * (len(calcs) - 1)
     stitched = outputs['trajectory']
-    expected = reference['trajectory']
+    expected = lif_md_reference
     np.testing.assert_array_equal(stitched.get_array('steps'), np.arange(0, 161, 4))
     np.testing.assert_allclose(stitched.get_positions(), expected.get_positions(), atol=1e-5)
     np.testing.assert_allclose(stitched.get_velocities(), expected.get_velocities(), atol=1e-6)
@@ -114,17 +104,16 @@ def test_phonon_gamma_of_a_conventional_cell_is_that_of_its_primitive_cell(mlip_
     assert calc.outputs.force_constants.get_array('force_constants').shape == (n, n, 3, 3)
 
 
-def test_material_workchain_fast_protocol_li3n(mlip_code):
+@pytest.mark.slow  # the whole Li3N chain on the real potential (shared: conftest li3n_fast)
+def test_material_workchain_fast_protocol_li3n(li3n_fast):
     """The whole chain on the real potential: relax -> elastic, Γ phonons, vacancy -> MD at two
-    temperatures, stoichiometric and with Li vacancies -> descriptor records and Arrhenius fits."""
-    from pymatgen.core import Structure
-
-    structure = orm.StructureData(pymatgen=Structure.from_file(str(LI3N)))
-    builder = MaterialWorkChain.get_builder_from_protocol(
-        mlip_code, structure, 'fast', mobile='Li', label='Li3N'
-    )
-    outputs, node = run_get_node(builder)
+    temperatures, stoichiometric and with Li vacancies -> descriptor records and Arrhenius fits. The run
+    is the session's shared one (conftest ``li3n_fast``: the fast protocol from the builder, unchanged),
+    which the study tests use too."""
+    outputs, node, structure = li3n_fast.outputs, li3n_fast.node, li3n_fast.structure
     assert node.is_finished_ok, node.exit_message
+    assert node.process_class is MaterialWorkChain and node.inputs.protocol.value == 'fast'
+    assert node.inputs.structure.uuid == structure.uuid and node.inputs.label.value == 'Li3N'
     # the settings resolved before submission travel unchanged to every step: no step re-reads the YAML
     steps = [
         n

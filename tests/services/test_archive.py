@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.services.test_daemon import BIN, User, small_npz  # noqa: F401  (small_npz is a fixture)
 
@@ -55,6 +56,7 @@ def _table(user: User, csv: Path, before=(), after=()) -> pd.DataFrame:
     return pd.read_csv(csv).drop(columns='pk')
 
 
+@pytest.mark.slow  # two users, two profiles, two studies: about 20 processes
 def test_export_import_round_trip(tmp_path, small_npz):  # noqa: F811
     alice = User(tmp_path / 'alice')
     alice.run(BIN / 'verdi', 'presto', '--profile-name', 'a', '--use-zeromq')

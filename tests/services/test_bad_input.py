@@ -1,4 +1,8 @@
-"""Bad input to the database commands: one `Error:` line, non-zero exit, and no node stored."""
+"""Bad input to the database commands: one `Error:` line, non-zero exit, and no node stored.
+
+Each bad input runs in process (click's CliRunner) on the test profile; one case per command, and the
+profile and path handling, run as a user would: a real process with its own AiiDA configuration folder
+and the embedded profile made by ``aiida-superionic setup``."""
 
 from __future__ import annotations
 
@@ -7,7 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aiida import orm
+from click.testing import CliRunner
 
+from aiida_superionic.cli import cmd_root
+from tests.conftest import load_mlip_code
 from tests.services.test_daemon import BIN, User
 
 
@@ -112,7 +120,7 @@ CASES = [
         ['{long}', '-T', 600, '-t', 1.5, '--structure', '{garbage}'],
         'Error: cannot read the structure garbage.cif',
     ),
-    (['{long}', '-T', 600, '-t', 1.5, '--daemon'], 'Error: the daemon of profile superionic is not running'),
+    (['{long}', '-T', 600, '-t', 1.5, '--daemon'], 'Error: the daemon of profile {profile} is not running'),
     (['{long}', '-T', 600, '-t', 1.5, '--group', ' '], 'Error: --group must not be empty'),
     # issue 7: every kind of bad input, each with its one line
     (['{junk_xdatcar}', '-T', 600, '-t', 1.5], 'Error: XDATCAR: '),
@@ -151,21 +159,38 @@ def test_node_count_agrees_with_aiida(user):
 
 
 def assert_rejected_storing_nothing(user, files, command, args, message):
-    """`aiida-superionic COMMAND ARGS` fails with the one error line ``message`` and stores no node.
-    Arguments written ``{name}`` (a key of ``files``) are replaced by the path of ``files[name]``."""
+    """`aiida-superionic COMMAND ARGS`, a real process on the user's embedded profile, fails with the one
+    error line ``message`` and stores no node. Arguments written ``{name}`` (a key of ``files``) are
+    replaced by the path of ``files[name]``."""
     before = node_count(user)
     argv = [files[a[1:-1]] if isinstance(a, str) and a[1:-1] in files else a for a in args]
     proc = user.run(BIN / 'aiida-superionic', command, *argv, check=False)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(message), proc.stderr
+    assert lines[0].startswith(message.format(profile='superionic')), proc.stderr
     assert node_count(user) == before
 
 
+def assert_rejected_in_process(profile, files, command, args, message):
+    """The same, in process (CliRunner) on the test profile: no exception but click's exit, no traceback,
+    no ``Error:`` on stdout, one ``Error:`` line on stderr, no node stored. ``{code}``: the test MLIP code."""
+    names = {**files, 'code': load_mlip_code().full_label}
+    before = orm.QueryBuilder().append(orm.Node).count()
+    argv = [str(names[a[1:-1]]) if isinstance(a, str) and a[1:-1] in names else str(a) for a in args]
+    result = CliRunner().invoke(cmd_root, ['-p', profile.name, command, *argv])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code != 0
+    assert 'Traceback' not in result.output and 'Error:' not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(message.format(profile=profile.name)), result.stderr
+    assert orm.QueryBuilder().append(orm.Node).count() == before
+
+
 @pytest.mark.parametrize(('args', 'message'), CASES)
-def test_import_md_bad_input_stores_nothing(user, files, args, message):
-    assert_rejected_storing_nothing(user, files, 'import-md', args, message)
+def test_import_md_bad_input_stores_nothing(aiida_profile, files, args, message):
+    assert_rejected_in_process(aiida_profile, files, 'import-md', args, message)
 
 
 def test_unknown_profile_and_missing_profile(user, files, tmp_path):
@@ -211,7 +236,10 @@ SUBMIT_CASES = [
     (['{li3n}', '--mobile', 'Li', '-T', 'hot'], "Error: Invalid value for '-T' / '--temperatures'"),
     (['{li3n}', '--mobile', 'Li', '--code', 'nope@localhost'], "Error: no code 'nope@localhost'"),
     (['{li3n}', '--mobile', 'Li', '--protocol', 'sloppy'], "Error: Invalid value for '-P' / '--protocol'"),
-    (['{li3n}', '--mobile', 'Li', '--daemon'], 'Error: the daemon of profile superionic is not running'),
+    (
+        ['{li3n}', '--mobile', 'Li', '--daemon', '--code', '{code}'],
+        'Error: the daemon of profile {profile} is not running',
+    ),
     (['{li3n}'], "Error: Missing option '-m' / '--mobile'"),
     (['{li3n}', '--mobile', 'Li', '--overrides', 'md=1'], 'Error: --overrides is not valid JSON'),
     (['{li3n}', '--mobile', 'Li', '--options', '[1, 2]'], 'Error: --options must be a JSON object'),
@@ -259,19 +287,31 @@ SUBMIT_CASES = [
 
 
 @pytest.mark.parametrize(('args', 'message'), SUBMIT_CASES)
-def test_submit_bad_input_stores_nothing(user, files, args, message):
-    assert_rejected_storing_nothing(user, files, 'submit', args, message)
+def test_submit_bad_input_stores_nothing(aiida_profile, files, args, message):
+    assert_rejected_in_process(aiida_profile, files, 'submit', args, message)
 
 
-def test_submit_with_a_code_of_another_plugin_stores_nothing(user, files):
-    user.run(
-        BIN / 'verdi', 'code', 'create', 'core.code.installed', '-n', '--label', 'add',
-        '--computer', 'localhost', '--filepath-executable', '/bin/bash',
-        '--default-calc-job-plugin', 'core.arithmetic.add',
-    )  # fmt: skip
-    args = ['{li3n}', '--mobile', 'Li', '--code', 'add@localhost']
-    message = "Error: code 'add@localhost' runs core.arithmetic.add, not superionic.mlip"
-    assert_rejected_storing_nothing(user, files, 'submit', args, message)
+def test_submit_with_a_code_of_another_plugin_stores_nothing(aiida_profile, files):
+    computer = load_mlip_code().computer
+    label = f'add@{computer.label}'
+    try:
+        orm.load_code(label)
+    except Exception:
+        orm.InstalledCode(
+            label='add',
+            computer=computer,
+            filepath_executable='/bin/bash',
+            default_calc_job_plugin='core.arithmetic.add',
+        ).store()
+    args = ['{li3n}', '--mobile', 'Li', '--code', label]
+    message = f"Error: code '{label}' runs core.arithmetic.add, not superionic.mlip"
+    assert_rejected_in_process(aiida_profile, files, 'submit', args, message)
+
+
+@pytest.mark.parametrize(('command', 'case'), [('import-md', CASES[1]), ('submit', SUBMIT_CASES[4])])
+def test_bad_input_in_a_real_process(user, files, command, case):
+    """One case per command as a user meets it: the console script, the embedded profile."""
+    assert_rejected_storing_nothing(user, files, command, *case)
 
 
 def test_unknown_profile_for_submit_and_import(user, files):

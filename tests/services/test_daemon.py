@@ -93,6 +93,7 @@ def _import_through_daemon(user: User, profile: str, path: Path):
     return facts
 
 
+@pytest.mark.slow  # a real profile, daemon and broker, every step a process
 def test_zeromq_daemon_on_the_embedded_profile(tmp_path, small_npz):
     user = User(tmp_path / 'aiida')
     setup = user.run(BIN / 'aiida-superionic', 'setup')
@@ -101,6 +102,7 @@ def test_zeromq_daemon_on_the_embedded_profile(tmp_path, small_npz):
     _import_through_daemon(user, 'superionic', small_npz)
 
 
+@pytest.mark.slow  # a real profile, daemon and broker, every step a process
 def test_rabbitmq_daemon_on_a_postgres_profile(tmp_path, small_npz):
     assert _port_open(5432) and _port_open(5672), (
         'PostgreSQL (5432) and RabbitMQ (5672) must run: .ci/run starts them'

@@ -25,7 +25,7 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.conftest import local_computer, mlip_runner_code
+from tests.conftest import lif_md_builder, local_computer, mlip_runner_code
 from tests.services.test_daemon import BIN, User, _port_open
 
 LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
@@ -388,6 +388,7 @@ def _material_with_daemon_kills(user: User, aiida_root: Path, profile: str, tmp_
     )
 
 
+@pytest.mark.slow  # the whole Li3N chain through a real daemon, killed and restarted
 def test_daemon_sigkill_while_jobs_run_zeromq(tmp_path):
     """Embedded profile (SQLite + the ZeroMQ broker inside the daemon): the daemon is SIGKILLed while the
     MD jobs run, restarted, and the material finishes with nothing lost or duplicated."""
@@ -415,6 +416,7 @@ def production_profile(user: User):
             conn.execute(f'DROP ROLE IF EXISTS "aiida_{name}"')
 
 
+@pytest.mark.slow  # the whole Li3N chain through a real daemon, killed and restarted
 def test_daemon_sigkill_while_jobs_run_rabbitmq(tmp_path):
     """Production profile (PostgreSQL + RabbitMQ): the same."""
     user = User(tmp_path / 'aiida')
@@ -422,6 +424,7 @@ def test_daemon_sigkill_while_jobs_run_rabbitmq(tmp_path):
         _material_with_daemon_kills(user, tmp_path / 'aiida', name, tmp_path, ['md_submitted'])
 
 
+@pytest.mark.slow  # the whole Li3N chain through a real daemon, killed and restarted
 def test_daemon_sigkill_while_a_step_submits_rabbitmq(tmp_path):
     """The daemon is SIGKILLed while ``superionic.md`` submits its ``superionic.md_descriptors`` work
     chains: the replayed step must not leave a second set of children (duplicate records) behind."""
@@ -461,29 +464,18 @@ class RunnerKiller(threading.Thread):
             time.sleep(0.01)
 
 
-def test_md_job_sigkilled_mid_run_continues_exactly(local_code):
+def test_md_job_sigkilled_mid_run_continues_exactly(local_code, lif_md_reference):
     """The runner of an MD job is SIGKILLed after its first checkpoint: the CalcJob fails with
     ERROR_MD_INCOMPLETE, the restart work chain continues from the checkpoint, and the stitched
-    trajectory equals an uninterrupted run of the same seed frame for frame."""
+    trajectory equals an uninterrupted run of the same seed (conftest ``lif_md_reference``) frame for
+    frame."""
     from aiida import orm
     from aiida.engine import run_get_node
-    from ase.build import bulk
-
-    from aiida_superionic.engines.contract import get_engine
-
-    engine = get_engine('mlip')
-    cell = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.08, cubic=True))
-    md = {'n_steps': 160, 'frame_interval': 4, 'timestep_fs': 2.0, 'checkpoint_every': 2}
-    settings = engine.protocol('fast', {'md': md})
-    reference, ref_node = run_get_node(
-        engine.get_builder('md', cell, local_code, settings, temperature_K=800, seed=7)
-    )
-    assert ref_node.is_finished_ok, ref_node.exit_message
 
     killer = RunnerKiller(Path(local_code.computer.get_workdir()))
     killer.start()
     try:
-        builder = engine.get_builder('md', cell, local_code, settings, temperature_K=800, seed=7)
+        builder = lif_md_builder(local_code)
         outputs, node = run_get_node(builder)
     finally:
         killer.stop = True
@@ -500,7 +492,7 @@ def test_md_job_sigkilled_mid_run_continues_exactly(local_code):
     assert 0 < checkpoint < 160
     assert second.inputs.restart.uuid == first.outputs.restart.uuid  # continued, not started again
     assert second.outputs.results['first_step'] == checkpoint
-    stitched, expected = outputs['trajectory'], reference['trajectory']
+    stitched, expected = outputs['trajectory'], lif_md_reference
     assert stitched.creator.process_label == 'stitch_trajectories'
     np.testing.assert_array_equal(stitched.get_array('steps'), np.arange(0, 161, 4))
     np.testing.assert_allclose(stitched.get_positions(), expected.get_positions(), atol=1e-5, rtol=0)

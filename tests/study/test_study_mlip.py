@@ -1,9 +1,8 @@
 """The study on descriptor records made by the real MLIP engine (CHGNet, `fast` protocol) in the graph:
-two materials, each at two temperatures, stoichiometric and with Li vacancies."""
+two materials, each at two temperatures, stoichiometric and with Li vacancies (Li3N: the session's shared
+material run)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,34 +16,31 @@ from aiida_superionic.study.figures import render
 from aiida_superionic.study.workchain import StudyWorkChain
 from aiida_superionic.workflows.material import MaterialWorkChain
 
-LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
-
 
 @pytest.fixture(scope='module')
-def mlip_records(mlip_code):
-    from pymatgen.core import Structure
-
-    structures = {
-        'Li3N': orm.StructureData(pymatgen=Structure.from_file(str(LI3N))),
-        'LiF': orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.03)),
-    }
-    for label, structure in structures.items():
-        outputs, node = run_get_node(
-            MaterialWorkChain,
-            structure=structure,
-            mobile=orm.Str('Li'),
-            code=mlip_code,
-            protocol=orm.Str('fast'),
-            overrides=orm.Dict({'md': {'n_steps': 240}}),
-            label=orm.Str(label),
-            group_label=orm.Str('mlip-study'),  # `submit --group`
-        )
-        assert node.is_finished_ok, node.exit_message
+def mlip_records(mlip_code, li3n_fast):
+    """Li3N: the session's shared material run (conftest ``li3n_fast``, the fast protocol, also checked by
+    tests/engines/test_mlip_workflows.py); LiF: run here, first, with the inputs given one by one and its
+    records put in a new group by the work chain (``submit --group``); Li3N's records are added to it."""
+    outputs, node = run_get_node(
+        MaterialWorkChain,
+        structure=orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.03)),
+        mobile=orm.Str('Li'),
+        code=mlip_code,
+        protocol=orm.Str('fast'),
+        overrides=orm.Dict({'md': {'n_steps': 240}}),
+        label=orm.Str('LiF'),
+        group_label=orm.Str('mlip-study'),  # `submit --group`
+    )
+    assert node.is_finished_ok, node.exit_message
     group = orm.load_group('mlip-study')
     assert {n.uuid for n in group.nodes} >= {r.uuid for r in outputs['records'].values()}
+    assert li3n_fast.node.is_finished_ok, li3n_fast.node.exit_message
+    group.add_nodes(list(li3n_fast.outputs['records'].values()))
     return group
 
 
+@pytest.mark.slow  # the shared Li3N chain and a LiF chain on the real potential
 def test_study_on_real_mlip_records(mlip_records, tmp_path):
     table = descriptor_table(group='mlip-study', temperature_window=None)
     assert len(table) == 8 and set(table['engine']) == {'mlip'} and table.material.nunique() == 2

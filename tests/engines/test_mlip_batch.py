@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +21,7 @@ from ase.build import bulk
 
 from aiida_superionic.engines.mlip import runner
 from aiida_superionic.engines.mlip.runner import main, read_md_output, stitch_segments
-
-SCRIPT = shutil.which('aiida-superionic-mlip') or str(Path(sys.executable).with_name('aiida-superionic-mlip'))
+from tests.engines.runner_helpers import kill_at_first_checkpoint
 
 A_LIF = 4.07  # close to CHGNet 0.3.0's relaxed LiF (fcc a), so that 8-atom MD at 600-900 K stays well behaved
 COMMON = {'timestep_fs': 1.5, 'frame_interval': 2, 'tdamp_fs': 15.0, 'checkpoint_every': 3}
@@ -174,21 +169,7 @@ def test_batch_killed_mid_run_resumes_exactly(tmp_path, uninterrupted):
     # B: the console script on the same batch, asked for many more steps (n_steps does not change the
     # dynamics), killed with SIGKILL as soon as it has written a batch checkpoint
     workdir_b = prepare_batch(tmp_path / 'B', REPLICAS, {**COMMON, 'n_steps': 100_000})
-    log = open(workdir_b / 'stdout.txt', 'w')
-    proc = subprocess.Popen([SCRIPT], cwd=workdir_b, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 240
-    try:
-        while not (workdir_b / 'restart.npz').exists():
-            assert proc.poll() is None, (workdir_b / 'stdout.txt').read_text()
-            assert time.monotonic() < deadline, 'no checkpoint written'
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
-    assert not (workdir_b / 'results.json').exists()
+    kill_at_first_checkpoint(workdir_b)
     with np.load(workdir_b / 'restart.npz') as restart:
         restart_step = int(restart['step'])
         assert [int(restart[f'r{i}_step']) for i in range(2)] == [restart_step] * 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,8 +28,7 @@ from ase.spacegroup import crystal
 
 from aiida_superionic.engines.mlip import runner
 from aiida_superionic.engines.mlip.runner import main, read_md_output, stitch_segments
-
-SCRIPT = shutil.which('aiida-superionic-mlip') or str(Path(sys.executable).with_name('aiida-superionic-mlip'))
+from tests.engines.runner_helpers import SCRIPT, kill_at_first_checkpoint
 
 # CODATA 2018, independent of ASE's unit module
 KB_EV = 8.617333262e-5  # eV/K
@@ -537,21 +535,7 @@ def test_md_restart_after_sigkill_is_exact(tmp_path, relaxed_lif, thermostat):
     # B: the real console script, killed with SIGKILL as soon as it has written a checkpoint. It is asked
     # for many more steps so that it cannot finish first (n_steps does not change the dynamics).
     workdir_b = prepare(tmp_path / 'B', atoms, 'md', {**settings, 'n_steps': 100_000})
-    log = open(workdir_b / 'stdout.txt', 'w')
-    proc = subprocess.Popen([SCRIPT], cwd=workdir_b, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 240
-    try:
-        while not (workdir_b / 'restart.npz').exists():
-            assert proc.poll() is None, (workdir_b / 'stdout.txt').read_text()
-            assert time.monotonic() < deadline, 'no checkpoint written'
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
-    assert not (workdir_b / 'results.json').exists()
+    kill_at_first_checkpoint(workdir_b)
     restart_step = int(np.load(workdir_b / 'restart.npz')['step'])
     assert 0 < restart_step < n_steps
     b = read_md_output(workdir_b)

@@ -47,6 +47,36 @@ OUTPUTS = {
     'band_gap': ('band_gap',),
 }
 
+#: Type (``orm`` class name, or ``MDTrajectoryData``) and help of every step output an engine process
+#: may give: the step work chains and each engine's processes declare their ports from this one table.
+OUTPUT_PORTS = {
+    'results': ('Dict', 'Everything the engine reports for the step (units in the keys).'),
+    'structure': ('StructureData', 'relax: the relaxed crystal.'),
+    'elastic_tensor': ('ArrayData', 'elastic: array voigt_GPa (6x6, GPa).'),
+    'phonon': ('Dict', 'phonon_gamma: gamma_mode_meV, frequencies_meV.'),
+    'force_constants': (
+        'ArrayData',
+        'phonon_gamma: the force constants (phonopy layout), where the engine gives them.',
+    ),
+    'vacancy': ('Dict', 'vacancy: E_vac_eV (lowest site class), mu_eV, mu_reference, sites, ...'),
+    'trajectory': ('MDTrajectoryData', 'md: the frames (stitched over segments).'),
+    'dielectric': ('Dict', 'dielectric: epsilon_inf, born_charge_e, ...'),
+    'band_gap': ('Dict', 'band_gap: band_gap_eV, ...'),
+}
+
+
+def declare_outputs(spec, names, required: bool = True) -> None:
+    """Declare the step outputs ``names`` on ``spec`` with the types and help of :data:`OUTPUT_PORTS`."""
+    from aiida import orm
+
+    from ..data import MDTrajectoryData
+
+    for name in names:
+        type_name, help_ = OUTPUT_PORTS[name]
+        valid_type = MDTrajectoryData if type_name == 'MDTrajectoryData' else getattr(orm, type_name)
+        spec.output(name, valid_type=valid_type, required=required, help=help_)
+
+
 #: Largest MD time step accepted at launch, fs (light ions such as Li need 1-2 fs; 10 fs is unstable).
 MAX_TIMESTEP_FS = 10.0
 #: Temperatures accepted at launch, K (exclusive bounds).

@@ -13,7 +13,7 @@ from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import compute_elastic_descriptors
 from ..engines.builders import EngineInputsBuilder
-from ..engines.contract import get_engine
+from ..engines.contract import OUTPUTS, declare_outputs, get_engine
 from ..exceptions import InputError
 from .resubmit import submit_once
 
@@ -102,7 +102,11 @@ class EngineStepWorkChain(EngineInputsBuilder, WorkChain):
     """Base of the step work chains: one engine process for ``_engine_step``."""
 
     _engine_step = ''
-    _contract_outputs: tuple[str, ...] = ()
+
+    @classmethod
+    def _contract_outputs(cls) -> tuple[str, ...]:
+        """The step's outputs of the engine contract (``contract.OUTPUTS``), besides ``results``."""
+        return tuple(name for name in OUTPUTS.get(cls._engine_step, ()) if name != 'results')
 
     @classmethod
     def define(cls, spec):
@@ -110,7 +114,8 @@ class EngineStepWorkChain(EngineInputsBuilder, WorkChain):
         spec.input('structure', valid_type=orm.StructureData)
         define_engine_inputs(spec)
         spec.outline(cls.run_engine, cls.results)
-        spec.output('results', valid_type=orm.Dict, required=False)
+        declare_outputs(spec, ('results',), required=False)
+        declare_outputs(spec, cls._contract_outputs())
         spec.exit_code(400, 'ERROR_ENGINE_FAILED', message='the {step} step of the engine failed: {message}')
 
     def step_kwargs(self) -> dict[str, Any]:
@@ -134,7 +139,7 @@ class EngineStepWorkChain(EngineInputsBuilder, WorkChain):
             return self.exit_codes.ERROR_ENGINE_FAILED.format(
                 step=self._engine_step, message=child.exit_message or child.process_state.value
             )
-        for name in (*self._contract_outputs, 'results'):
+        for name in (*self._contract_outputs(), 'results'):
             if name in child.outputs:
                 self.out(name, child.outputs[name])
         return self.post_process()
@@ -147,24 +152,16 @@ class RelaxWorkChain(EngineStepWorkChain):
     """Relax positions and cell (force/stress thresholds from the protocol)."""
 
     _engine_step = 'relax'
-    _contract_outputs = ('structure',)
-
-    @classmethod
-    def define(cls, spec):
-        super().define(spec)
-        spec.output('structure', valid_type=orm.StructureData, help='The relaxed crystal.')
 
 
 class ElasticWorkChain(EngineStepWorkChain):
     """Elastic tensor from strained cells, then the 13 mechanical-elastic descriptors."""
 
     _engine_step = 'elastic'
-    _contract_outputs = ('elastic_tensor',)
 
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.output('elastic_tensor', valid_type=orm.ArrayData, help='Array voigt_GPa (6x6, GPa).')
         spec.output('elastic_descriptors', valid_type=orm.Dict, help='The 13 M-E descriptors.')
         spec.exit_code(410, 'ERROR_MECHANICALLY_UNSTABLE', message='{message}')
 
@@ -180,12 +177,6 @@ class PhononGammaWorkChain(EngineStepWorkChain):
     """Γ-point phonons (finite displacements on a supercell): the lowest optical mode Γ."""
 
     _engine_step = 'phonon_gamma'
-    _contract_outputs = ('phonon',)
-
-    @classmethod
-    def define(cls, spec):
-        super().define(spec)
-        spec.output('phonon', valid_type=orm.Dict, help='gamma_mode_meV, frequencies_meV.')
 
 
 class MobileIonStepWorkChain(EngineStepWorkChain):
@@ -205,37 +196,15 @@ class VacancyWorkChain(MobileIonStepWorkChain):
     (every site class and the chemical-potential reference in the output; :mod:`..analysis.vacancy`)."""
 
     _engine_step = 'vacancy'
-    _contract_outputs = ('vacancy',)
-
-    @classmethod
-    def define(cls, spec):
-        super().define(spec)
-        spec.output(
-            'vacancy',
-            valid_type=orm.Dict,
-            help='E_vac_eV (lowest site class), mu_eV, mu_reference, sites, ...',
-        )
 
 
 class DielectricWorkChain(MobileIonStepWorkChain):
     """Ion-clamped dielectric constant ε∞ and Born effective charges (DFPT); Z_B of the mobile ion."""
 
     _engine_step = 'dielectric'
-    _contract_outputs = ('dielectric',)
-
-    @classmethod
-    def define(cls, spec):
-        super().define(spec)
-        spec.output('dielectric', valid_type=orm.Dict, help='epsilon_inf, born_charge_e, ...')
 
 
 class BandGapWorkChain(EngineStepWorkChain):
     """Band gap from a static run."""
 
     _engine_step = 'band_gap'
-    _contract_outputs = ('band_gap',)
-
-    @classmethod
-    def define(cls, spec):
-        super().define(spec)
-        spec.output('band_gap', valid_type=orm.Dict, help='band_gap_eV, ...')

@@ -18,8 +18,8 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ...calculations.functions import stitch_segments
-from ...data import MDTrajectoryData
 from ..builders import EngineStepBuilder
+from ..contract import declare_outputs
 from .calculation import MlipCalculation
 
 #: Smallest MD time step the unstable-run handler will go down to, fs.
@@ -56,13 +56,12 @@ class MlipBaseWorkChain(EngineStepBuilder, BaseRestartWorkChain):
             while_(cls.should_run_process)(cls.run_process, cls.inspect_process),
             cls.results,
         )
-        spec.output('results', valid_type=orm.Dict)
-        spec.output('structure', valid_type=orm.StructureData, required=False)
-        spec.output('elastic_tensor', valid_type=orm.ArrayData, required=False)
-        spec.output('phonon', valid_type=orm.Dict, required=False)
-        spec.output('force_constants', valid_type=orm.ArrayData, required=False)
-        spec.output('vacancy', valid_type=orm.Dict, required=False)
-        spec.output('trajectory', valid_type=MDTrajectoryData, required=False)
+        declare_outputs(spec, ('results',))
+        declare_outputs(
+            spec,
+            ('structure', 'elastic_tensor', 'phonon', 'force_constants', 'vacancy', 'trajectory'),
+            required=False,
+        )
         spec.exit_code(
             350, 'ERROR_MD_GAVE_UP', message='the MD run stays unstable down to a {timestep} fs time step'
         )

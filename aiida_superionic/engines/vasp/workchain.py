@@ -19,10 +19,10 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, if_, while_
 
 from ...calculations.functions import stitch_segments
-from ...data import MDTrajectoryData
 from ...exceptions import InputError
 from ...workflows.resubmit import submit_once
 from ..builders import EngineStepBuilder
+from ..contract import declare_outputs
 from ..symmetry import SYMPREC_A
 from .calcfunctions import (
     gamma_primitive_structure,
@@ -65,13 +65,11 @@ class VaspStepWorkChain(EngineStepBuilder, WorkChain):
             while_(cls.should_run)(cls.run_vasp, cls.inspect),
             if_(cls.is_md)(cls.stitch).else_(cls.results),
         )
-        spec.output('results', valid_type=orm.Dict, required=False)
-        spec.output('structure', valid_type=orm.StructureData, required=False)
-        spec.output('elastic_tensor', valid_type=orm.ArrayData, required=False)
-        spec.output('phonon', valid_type=orm.Dict, required=False)
-        spec.output('dielectric', valid_type=orm.Dict, required=False)
-        spec.output('band_gap', valid_type=orm.Dict, required=False)
-        spec.output('trajectory', valid_type=MDTrajectoryData, required=False)
+        declare_outputs(
+            spec,
+            ('results', 'structure', 'elastic_tensor', 'phonon', 'dielectric', 'band_gap', 'trajectory'),
+            required=False,
+        )
         spec.exit_code(401, 'ERROR_VASP_FAILED', message='the VASP {step} job failed: {message}')
         spec.exit_code(402, 'ERROR_OUTPUT', message='the VASP {step} outputs could not be read: {message}')
         spec.exit_code(403, 'ERROR_MD_SEGMENTS', message='MD stopped after {n} segments: {message}')
@@ -258,8 +256,8 @@ class VaspVacancyWorkChain(EngineStepBuilder, WorkChain):
         spec.input('settings', valid_type=orm.Dict, help="The vasp engine's protocol settings.")
         spec.input('options', valid_type=orm.Dict, default=lambda: orm.Dict({}))
         spec.outline(cls.make_cells, cls.run_jobs, cls.results)
-        spec.output('vacancy', valid_type=orm.Dict)
-        spec.output('results', valid_type=orm.Dict, required=False)
+        declare_outputs(spec, ('vacancy',))
+        declare_outputs(spec, ('results',), required=False)
         spec.exit_code(
             401, 'ERROR_VASP_FAILED', message='the VASP {role} job of the vacancy step failed: {message}'
         )

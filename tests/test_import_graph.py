@@ -142,3 +142,24 @@ def test_analysis_and_io_import_no_aiida():
                     assert not any(a.name.split('.')[0] == 'aiida' for a in node.names), name
                 elif isinstance(node, ast.ImportFrom) and node.level == 0:
                     assert (node.module or '').split('.')[0] != 'aiida', name
+
+
+def test_mlip_runner_modules_import_one_way():
+    """runner (the entry point) -> one module per task -> common / fileformat (leaves); the CalcJob and the
+    parser read the file format and the MD reader only: no task module, no runner (nothing that loads ASE,
+    a model or torch when AiiDA loads the plugin)."""
+    graph = import_graph()
+    mlip = 'aiida_superionic.engines.mlip'
+    tasks = sorted(m for m in graph if m.startswith(f'{mlip}.tasks.'))
+    assert {f'{mlip}.tasks.{t}' for t in ('relax', 'elastic', 'phonon_gamma', 'vacancy', 'md')} <= set(tasks)
+    assert set(tasks) <= graph[f'{mlip}.runner']
+    for leaf in ('fileformat', 'common'):
+        assert graph[f'{mlip}.{leaf}'] == set(), leaf
+    for task in tasks:
+        inside = {m for m in graph[task] if m.startswith(mlip)}
+        assert not inside - {f'{mlip}.common', f'{mlip}.fileformat', *tasks}, task
+    for aiida_side in ('calculation', 'parser'):
+        inside = {m for m in graph[f'{mlip}.{aiida_side}'] if m.startswith(mlip)}
+        assert f'{mlip}.fileformat' in inside, aiida_side
+        assert not inside - {f'{mlip}.fileformat', f'{mlip}.output'}, aiida_side
+    assert {m for m in graph[f'{mlip}.output'] if m.startswith(mlip)} == {f'{mlip}.fileformat'}

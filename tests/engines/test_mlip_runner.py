@@ -28,6 +28,8 @@ from ase.spacegroup import crystal
 
 from aiida_superionic.engines.mlip import runner
 from aiida_superionic.engines.mlip.runner import main, read_md_output, stitch_segments
+from aiida_superionic.engines.mlip.tasks import phonon_gamma
+from aiida_superionic.engines.mlip.tasks.relax import _auto_supercell
 from tests.engines.runner_helpers import SCRIPT, kill_at_first_checkpoint
 
 # CODATA 2018, independent of ASE's unit module
@@ -284,8 +286,8 @@ def test_phonon_gamma_lif(tmp_path, relaxed_lif):
 
 def test_phonon_auto_supercell():
     atoms = lif_primitive(4.08)
-    assert runner._auto_supercell(atoms, 6.0) == [3, 3, 3]  # |a_i| = 2.885 Å
-    assert runner._auto_supercell(atoms, 5.7) == [2, 2, 2]
+    assert _auto_supercell(atoms, 6.0) == [3, 3, 3]  # |a_i| = 2.885 Å
+    assert _auto_supercell(atoms, 5.7) == [2, 2, 2]
 
 
 def _rotated_shuffled(atoms, seed: int = 5):
@@ -325,7 +327,7 @@ def test_relax_then_gamma_does_not_depend_on_the_input_cell(tmp_path):
     """The chain's own path, relax then Γ with the default protocol's settings, from NaCl's primitive and
     conventional cells: the two relaxations end a few 1e-4 Å apart, and Γ must still agree within 0.2 meV.
     (With phonopy's 0.01 Å displacement, CHGNet's kink around rocksalt's 180° angles gave 7.85 vs
-    8.48 meV here; runner.PHONON_DISPLACEMENT_A is 0.03 Å.)"""
+    8.48 meV here; phonon_gamma.PHONON_DISPLACEMENT_A is 0.03 Å.)"""
     import yaml
 
     from aiida_superionic.engines.mlip import runner as mlip_runner
@@ -343,7 +345,7 @@ def test_relax_then_gamma_does_not_depend_on_the_input_cell(tmp_path):
         relaxed = ase.io.read(tmp_path / f'{name}_relax' / mlip_runner.RELAXED_FILE)
         r = run_task(tmp_path / f'{name}_gamma', relaxed, 'phonon_gamma', protocol['phonon_gamma'])
         assert r['status'] == 'ok', r['message']
-        assert r['displacement_A'] == mlip_runner.PHONON_DISPLACEMENT_A
+        assert r['displacement_A'] == phonon_gamma.PHONON_DISPLACEMENT_A
         gammas[name] = r['gamma_mode_meV']
     assert gammas['conventional'] == pytest.approx(gammas['primitive'], abs=0.2), gammas
 

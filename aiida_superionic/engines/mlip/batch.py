@@ -42,11 +42,6 @@ import numpy as np
 
 from .common import (
     MD_DEFAULTS,
-    REPLICAS_DIR,
-    RESTART_FILE,
-    RESULTS_FILE,
-    TRAJECTORY_FILE,
-    TRAJECTORY_META_FILE,
     TaskError,
     _log,
     _next_frame_step,
@@ -57,6 +52,7 @@ from .common import (
     normalize_thermostat,
     segment_stop,
 )
+from .fileformat import REPLICAS_DIR, RESTART_FILE, RESULTS_FILE, TRAJECTORY_FILE, TRAJECTORY_META_FILE
 
 __all__ = ('REPLICAS_DIR', 'BatchedCHGNet', 'task_md_batch')
 

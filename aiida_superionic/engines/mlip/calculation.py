@@ -10,8 +10,18 @@ from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
 from ...data import MDTrajectoryData
-
-TASKS = ('relax', 'static', 'elastic', 'phonon_gamma', 'vacancy', 'md')
+from .fileformat import (
+    FORCE_CONSTANTS_FILE,
+    INPUT_FILE,
+    RELAXED_FILE,
+    RESTART_FILE,
+    RESULTS_FILE,
+    STDOUT_FILE,
+    STRUCTURE_FILE,
+    TASKS,
+    TRAJECTORY_FILE,
+    TRAJECTORY_META_FILE,
+)
 
 
 def _validate_parameters(value: orm.Dict, _) -> str | None:
@@ -34,9 +44,9 @@ class MlipCalculation(CalcJob):
     node, so they are stored once.
     """
 
-    _DEFAULT_OUTPUT_FILE = 'runner.out'
-    _RETRIEVE = ('results.json', 'relaxed.extxyz', 'trajectory.json', 'force_constants.npy', 'runner.out')
-    _RETRIEVE_TEMPORARY = ('trajectory.f32', 'restart.npz')
+    _DEFAULT_OUTPUT_FILE = STDOUT_FILE
+    _RETRIEVE = (RESULTS_FILE, RELAXED_FILE, TRAJECTORY_META_FILE, FORCE_CONSTANTS_FILE, STDOUT_FILE)
+    _RETRIEVE_TEMPORARY = (TRAJECTORY_FILE, RESTART_FILE)
 
     @classmethod
     def define(cls, spec):
@@ -96,11 +106,11 @@ class MlipCalculation(CalcJob):
 
     def prepare_for_submission(self, folder):
         params = self.inputs.parameters.get_dict()
-        with folder.open('aiida.json', 'w') as handle:
+        with folder.open(INPUT_FILE, 'w') as handle:
             json.dump(params, handle, indent=2)
         buffer = io.StringIO()
         self.inputs.structure.get_ase().write(buffer, format='extxyz')
-        with folder.open('structure.extxyz', 'w') as handle:
+        with folder.open(STRUCTURE_FILE, 'w') as handle:
             handle.write(buffer.getvalue())
 
         codeinfo = CodeInfo()
@@ -113,7 +123,7 @@ class MlipCalculation(CalcJob):
         calcinfo.local_copy_list = []
         if 'restart' in self.inputs:
             restart = self.inputs.restart
-            calcinfo.local_copy_list.append((restart.uuid, restart.filename, 'restart.npz'))
+            calcinfo.local_copy_list.append((restart.uuid, restart.filename, RESTART_FILE))
         calcinfo.retrieve_list = list(self._RETRIEVE)
         calcinfo.retrieve_temporary_list = list(self._RETRIEVE_TEMPORARY)
         return calcinfo

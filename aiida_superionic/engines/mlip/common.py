@@ -1,7 +1,8 @@
 """Pieces shared by the MLIP runner's tasks (:mod:`.runner`) and its batched MD task (:mod:`.batch`).
 
-A leaf module: it imports nothing of the package, so that ``runner`` and ``batch`` can both import it
-without importing each other both ways. No AiiDA import: this runs on the compute node.
+A leaf module: it imports nothing of the package, so that ``runner``, the task modules (:mod:`.tasks`) and
+``batch`` can all import it without importing each other. No AiiDA import: this runs on the compute node.
+The file names, task names and exit codes are in :mod:`.fileformat` (shared with the CalcJob and parser).
 """
 
 from __future__ import annotations
@@ -14,22 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-INPUT_FILE = 'aiida.json'
-STRUCTURE_FILE = 'structure.extxyz'
-RESULTS_FILE = 'results.json'
-#: Held by the runner while it works in a folder (see ``main``).
-RUNNER_LOCK_FILE = '.runner.lock'
-RELAXED_FILE = 'relaxed.extxyz'
-RESTART_FILE = 'restart.npz'
-TRAJECTORY_FILE = 'trajectory.f32'
-TRAJECTORY_META_FILE = 'trajectory.json'
-FORCE_CONSTANTS_FILE = 'force_constants.npy'
-PHONOPY_FILE = 'phonopy_params.yaml'
-#: Task md_batch writes its replicas' files under this folder, one sub-folder per replica.
-REPLICAS_DIR = 'replicas'
-
-EXIT_CODES = {'ok': 0, 'walltime': 2, 'unconverged': 2, 'unstable': 2, 'error': 3}
 
 THZ_TO_MEV = 4.135667696923859  # h * 1 THz in meV
 

@@ -13,6 +13,7 @@ from aiida.parsers import Parser
 
 from ...data import MDTrajectoryData
 from ...io import Trajectory
+from .fileformat import FORCE_CONSTANTS_FILE, RELAXED_FILE, RESTART_FILE, RESULTS_FILE, TRAJECTORY_META_FILE
 
 
 def _structure_from_extxyz(text: str) -> orm.StructureData:
@@ -32,11 +33,11 @@ class MlipParser(Parser):
         temporary = kwargs.get('retrieved_temporary_folder')
         task = self.node.inputs.parameters['task']
 
-        if 'results.json' not in names:
+        if RESULTS_FILE not in names:
             if task == 'md':
                 return self._parse_md(retrieved, temporary, results=None)
             return self.exit_codes.ERROR_NO_RESULTS
-        results = json.loads(retrieved.base.repository.get_object_content('results.json'))
+        results = json.loads(retrieved.base.repository.get_object_content(RESULTS_FILE))
         status = results.get('status')
         if status == 'error':
             self.out('results', orm.Dict(results))
@@ -46,11 +47,11 @@ class MlipParser(Parser):
             return self._parse_md(retrieved, temporary, results)
         self.out('results', orm.Dict(results))
         if task == 'relax':
-            if 'relaxed.extxyz' not in names:
-                return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename='relaxed.extxyz')
+            if RELAXED_FILE not in names:
+                return self.exit_codes.ERROR_OUTPUT_MISSING.format(filename=RELAXED_FILE)
             self.out(
                 'structure',
-                _structure_from_extxyz(retrieved.base.repository.get_object_content('relaxed.extxyz')),
+                _structure_from_extxyz(retrieved.base.repository.get_object_content(RELAXED_FILE)),
             )
             if status == 'unconverged':
                 return self.exit_codes.ERROR_RELAX_NOT_CONVERGED.format(message=results.get('message', ''))
@@ -81,8 +82,8 @@ class MlipParser(Parser):
                 'symprec_A',
             )
             self.out('phonon', orm.Dict({k: results[k] for k in keys if k in results}))
-            if 'force_constants.npy' in names:
-                with retrieved.base.repository.open('force_constants.npy', 'rb') as handle:
+            if FORCE_CONSTANTS_FILE in names:
+                with retrieved.base.repository.open(FORCE_CONSTANTS_FILE, 'rb') as handle:
                     fc = orm.ArrayData()
                     fc.set_array('force_constants', np.load(handle))
                 self.out('force_constants', fc)
@@ -115,27 +116,27 @@ class MlipParser(Parser):
         return ExitCode(0)
 
     def _parse_md(self, retrieved, temporary, results):
-        from .runner import read_md_output
+        from .output import read_md_output
 
         names = retrieved.base.repository.list_object_names()
-        if temporary is None or 'trajectory.json' not in names:
+        if temporary is None or TRAJECTORY_META_FILE not in names:
             if results is not None:
                 self.out('results', orm.Dict(results))
             return self.exit_codes.ERROR_NO_RESULTS
         work = Path(temporary)
         with (
-            retrieved.base.repository.open('trajectory.json', 'rb') as src,
-            open(work / 'trajectory.json', 'wb') as dst,
+            retrieved.base.repository.open(TRAJECTORY_META_FILE, 'rb') as src,
+            open(work / TRAJECTORY_META_FILE, 'wb') as dst,
         ):
             shutil.copyfileobj(src, dst)
         data = read_md_output(work)
         meta = data['meta']
-        restart_path = work / 'restart.npz'
+        restart_path = work / RESTART_FILE
         restart_step = None
         if restart_path.is_file():
             with np.load(restart_path) as restart:
                 restart_step = int(restart['step'])
-            self.out('restart', orm.SinglefileData(restart_path, filename='restart.npz'))
+            self.out('restart', orm.SinglefileData(restart_path, filename=RESTART_FILE))
         restart_from = None
         if 'restart' in self.node.inputs:
             with self.node.inputs.restart.as_path() as path, np.load(path) as restart:

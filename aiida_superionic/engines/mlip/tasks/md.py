@@ -18,6 +18,8 @@ from ..common import (
     _settings,
     _write_json_atomic,
     _write_restart,
+    initial_momenta,
+    normalize_thermostat,
     segment_stop,
 )
 from ..fileformat import RESTART_FILE, TRAJECTORY_FILE, TRAJECTORY_META_FILE
@@ -28,12 +30,6 @@ def task_md(atoms, settings: dict, ctx: Context):
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
-    from ase.md.velocitydistribution import Stationary
-
-    try:  # ASE >= 3.29 (same Maxwell-Boltzmann draw; MaxwellBoltzmannDistribution is deprecated there)
-        from ase.md.velocitydistribution import thermalize_momenta
-    except ImportError:  # pragma: no cover - older ASE
-        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
     s = _settings(settings, MD_DEFAULTS, required=('temperature_K', 'n_steps'))
     temperature = float(s['temperature_K'])
@@ -41,9 +37,7 @@ def task_md(atoms, settings: dict, ctx: Context):
     n_steps = int(s['n_steps'])
     interval = int(s['frame_interval'])
     checkpoint_every = max(1, int(s['checkpoint_every']))
-    thermostat = str(s['thermostat']).lower().replace('_', '-')
-    if thermostat == 'nosehoover':
-        thermostat = 'nose-hoover'
+    thermostat = normalize_thermostat(s['thermostat'])
     if thermostat not in THERMOSTATS:
         raise TaskError(f'unknown thermostat {s["thermostat"]!r}; known: {THERMOSTATS}')
     if interval < 1 or n_steps < 0 or timestep <= 0 or temperature <= 0:
@@ -55,7 +49,7 @@ def task_md(atoms, settings: dict, ctx: Context):
     factor = float(s['max_temperature_factor'])
     masses = atoms.get_masses()
     n_atoms = len(atoms)
-    seed_mb, seed_langevin = np.random.SeedSequence(ctx.seed).spawn(2)
+    _, seed_langevin = np.random.SeedSequence(ctx.seed).spawn(2)
     rng = np.random.default_rng(seed_langevin)
 
     restart_path = ctx.workdir / RESTART_FILE
@@ -82,8 +76,7 @@ def task_md(atoms, settings: dict, ctx: Context):
         _log(f'md: restarting from step {start_step} of {n_steps}')
     else:
         start_step = 0
-        thermalize_momenta(atoms, temperature_K=temperature, rng=np.random.default_rng(seed_mb))
-        Stationary(atoms)
+        initial_momenta(atoms, temperature, ctx.seed)
         _log(f'md: fresh start at {temperature:g} K, seed {ctx.seed}')
 
     # The thermostat objects read positions/momenta when built: set the state first, constrain afterwards.

@@ -104,10 +104,20 @@ def test_md_batch_calcjob_refuses_inputs_that_do_not_match(mlip_code):
 
 
 def test_md_batch_refuses_a_continued_batch(mlip_code):
+    """A batch runs as one segment: segment_steps / walltime_s with md.batch are refused by the builder
+    and, before anything runs, at the launch of superionic.md; md.batch must be a boolean."""
     engine = get_engine('mlip')
     settings = engine.protocol('fast', {'md': {**MD, 'segment_steps': 4, 'batch': True}})
     with pytest.raises(InputError, match=r'md\.segment_steps'):
         engine.get_md_batch_builder({'a': (orm.StructureData(ase=_lif8()), 600.0, 1)}, mlip_code, settings)
+    structure = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=A_LIF))
+    for md, message in (
+        ({'batch': True, 'walltime_s': 600}, r'md\.batch runs .* md\.walltime_s is not supported'),
+        ({'batch': 'yes'}, r'md\.batch must be true or false'),
+    ):
+        builder = MDWorkChain.get_builder_from_protocol(mlip_code, structure, 'fast', {'md': md}, mobile='Li')
+        with pytest.raises(ValueError, match=message):
+            run_get_node(builder)
 
 
 def test_md_workchain_batch_on_and_off_give_the_same_runs_and_records(mlip_code):

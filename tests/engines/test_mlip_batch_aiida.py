@@ -87,6 +87,40 @@ def test_md_batch_calcjob_gives_each_run_the_frames_of_its_own_md_job(mlip_code)
         _assert_same_frames(traj, alone['trajectory'])
 
 
+def test_md_batch_calcjob_stops_and_continues_from_the_batch_checkpoint(mlip_code):
+    """A batch stopped by ``segment_steps`` ends with ERROR_WALLTIME and the batch checkpoint as ``restart``;
+    a job given that ``restart`` continues it, and each run's two segments together are the frames of the
+    uninterrupted batch."""
+    engine = get_engine('mlip')
+    settings = engine.protocol('fast', {'md': MD})
+    runs = {
+        'stoich_T600': (orm.StructureData(ase=_lif8()), 600.0, 7),
+        'vacancy_T900': (orm.StructureData(ase=_lif7_vacancy()), 900.0, 8),
+    }
+    whole, node = run_get_node(engine.get_md_batch_builder(runs, mlip_code, settings))
+    assert node.is_finished_ok, node.exit_message
+    first = engine.get_md_batch_builder(runs, mlip_code, settings)
+    params = first.parameters.get_dict()
+    params['settings']['segment_steps'] = 6
+    first.parameters = orm.Dict(params)
+    seg1, node1 = run_get_node(first)
+    assert node1.exit_status == MlipCalculation.exit_codes.ERROR_WALLTIME.status
+    assert node1.outputs.results['restart_step'] == 6
+    second = engine.get_md_batch_builder(runs, mlip_code, settings)
+    second.restart = seg1['restart']
+    seg2, node2 = run_get_node(second)
+    assert node2.is_finished_ok, node2.exit_message
+    for name in runs:
+        a, b = seg1['replicas'][name]['trajectory'], seg2['replicas'][name]['trajectory']
+        assert b.base.attributes.get('restart_from_step') == 6
+        keep = a.get_array('steps') <= 6
+        steps = np.concatenate([a.get_array('steps')[keep], b.get_array('steps')])
+        positions = np.concatenate([a.get_positions()[keep], b.get_positions()])
+        expected = whole['replicas'][name]['trajectory']
+        np.testing.assert_array_equal(steps, expected.get_array('steps'))
+        np.testing.assert_allclose(positions, expected.get_positions(), atol=1e-5)
+
+
 def test_md_batch_calcjob_refuses_inputs_that_do_not_match(mlip_code):
     """Replica names in the settings and the structures must match; ``structure`` is not for md_batch."""
     engine = get_engine('mlip')

@@ -8,6 +8,7 @@ from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import arrhenius_runs, fit_arrhenius, make_md_cells
 from ..engines.builders import EngineInputsBuilder
+from ..exceptions import InputError
 from .md_descriptors import MDDescriptorsWorkChain
 from .resubmit import submit_once
 from .steps import define_engine_inputs, engine_options, engine_settings
@@ -15,7 +16,14 @@ from .steps import define_engine_inputs, engine_options, engine_settings
 
 class MDWorkChain(EngineInputsBuilder, WorkChain):
     """Temperatures x stoichiometries of NVT MD through the engine, then ``superionic.md_descriptors``
-    on each trajectory and an Arrhenius fit per stoichiometry."""
+    on each trajectory and an Arrhenius fit per stoichiometry.
+
+    One engine job per run, or, with ``md.batch: true`` (MLIP engine), one job of task ``md_batch`` for all
+    the runs of the material (one batched model call per MD step; a GPU computer is where it pays). Either
+    way each run's trajectory is its own node, exposed as ``trajectories.KEY`` and described on its own.
+    A batch runs as one segment: ``md.segment_steps`` / ``md.walltime_s`` are refused with it, and a batch
+    that stops early or blows up fails the work chain (no continuation, no smaller time step).
+    """
 
     @classmethod
     def define(cls, spec):
@@ -41,6 +49,7 @@ class MDWorkChain(EngineInputsBuilder, WorkChain):
         spec.output_namespace('arrhenius', valid_type=orm.Dict, dynamic=True, required=False)
         spec.exit_code(400, 'ERROR_MD_FAILED', message='MD at {temperature} K ({cell}) failed: {message}')
         spec.exit_code(401, 'ERROR_DESCRIPTORS_FAILED', message='descriptors of {key} failed: {message}')
+        spec.exit_code(402, 'ERROR_BATCH_SETTINGS', message='md.batch: {message}')
 
     @classmethod
     def _fill_step_inputs(cls, builder, settings, *, temperatures=None, label: str | None = None) -> None:
@@ -67,8 +76,20 @@ class MDWorkChain(EngineInputsBuilder, WorkChain):
         n = {k: len(v.sites) for k, v in self.ctx.cells.items()}
         self.report(f'MD cells: {n}; temperatures {self.ctx.temperatures} K')
 
+    def _runs(self, settings):
+        """Every MD run: key -> (cell, temperature K, seed); the seed of a run is ``seed`` + the index of
+        its temperature, in both paths."""
+        runs = {}
+        for cell_name, cell in sorted(self.ctx.cells.items()):
+            for i, temperature in enumerate(self.ctx.temperatures):
+                runs[f'{cell_name}_T{round(temperature)}'] = (cell, temperature, settings.get('seed', 0) + i)
+        return runs
+
     def run_md(self):
         engine, settings = engine_settings(self)
+        batch = settings['md'].get('batch', False)
+        if batch is not False:
+            return self._run_md_batch(engine, settings, batch)
         futures = {}
         for cell_name, cell in sorted(self.ctx.cells.items()):
             for i, temperature in enumerate(self.ctx.temperatures):
@@ -86,6 +107,40 @@ class MDWorkChain(EngineInputsBuilder, WorkChain):
                 futures[key] = submit_once(self, f'md_{key}', builder)
         return ToContext(**{f'md_{k}': v for k, v in futures.items()})
 
+    def _run_md_batch(self, engine, settings, batch):
+        """All runs in one engine job (task ``md_batch``), under context key ``batch``."""
+        if batch is not True:
+            return self.exit_codes.ERROR_BATCH_SETTINGS.format(
+                message=f'must be true or false, got {batch!r}'
+            )
+        if not hasattr(engine, 'get_md_batch_builder'):
+            return self.exit_codes.ERROR_BATCH_SETTINGS.format(
+                message=f'engine {engine.name!r} has no batched MD (the mlip engine has)'
+            )
+        runs = self._runs(settings)
+        try:
+            builder = engine.get_md_batch_builder(
+                runs, self.inputs.code, settings, options=engine_options(self)
+            )
+        except InputError as exc:
+            return self.exit_codes.ERROR_BATCH_SETTINGS.format(message=str(exc))
+        builder.metadata.label = f'md_batch {len(runs)} runs'
+        self.ctx.batch_keys = sorted(runs)
+        self.report(f'MD: one batched job for {len(runs)} runs')
+        return ToContext(batch=submit_once(self, 'md_batch', builder))
+
+    def _trajectory(self, key):
+        """Run ``key``'s trajectory (one job per run, or its replica of the batch job), or an exit code."""
+        cell_name, temp = key.rsplit('_T', 1)
+        node = self.ctx.batch if 'batch_keys' in self.ctx else self.ctx[f'md_{key}']
+        if not node.is_finished_ok:
+            return None, self.exit_codes.ERROR_MD_FAILED.format(
+                temperature=temp, cell=cell_name, message=node.exit_message
+            )
+        if 'batch_keys' in self.ctx:
+            return node.outputs.replicas[key]['trajectory'], None
+        return node.outputs.trajectory, None
+
     def describe(self):
         futures = {}
         label = (
@@ -97,13 +152,10 @@ class MDWorkChain(EngineInputsBuilder, WorkChain):
         dft = self.inputs.parts.get('dft') if 'parts' in self.inputs else None
         epsilon_inf = dft.get('epsilon_inf') if dft is not None else None
         for key in self._md_keys():
-            node = self.ctx[f'md_{key}']
-            cell_name, temp = key.rsplit('_T', 1)
-            if not node.is_finished_ok:
-                return self.exit_codes.ERROR_MD_FAILED.format(
-                    temperature=temp, cell=cell_name, message=node.exit_message
-                )
-            trajectory = node.outputs.trajectory
+            cell_name = key.rsplit('_T', 1)[0]
+            trajectory, failed = self._trajectory(key)
+            if failed is not None:
+                return failed
             self.out(f'trajectories.{key}', trajectory)
             stoich = cell_name == 'stoichiometric'
             structure_parameters = {'stoichiometric': stoich}
@@ -129,6 +181,8 @@ class MDWorkChain(EngineInputsBuilder, WorkChain):
         return ToContext(**futures)
 
     def _md_keys(self):
+        if 'batch_keys' in self.ctx:
+            return list(self.ctx.batch_keys)
         return sorted(k[3:] for k in self.ctx if k.startswith('md_'))
 
     def results(self):

@@ -13,7 +13,9 @@ from ...data import MDTrajectoryData
 from .fileformat import (
     FORCE_CONSTANTS_FILE,
     INPUT_FILE,
+    MD_BATCH_TASK,
     RELAXED_FILE,
+    REPLICAS_DIR,
     RESTART_FILE,
     RESULTS_FILE,
     STDOUT_FILE,
@@ -26,11 +28,39 @@ from .fileformat import (
 
 def _validate_parameters(value: orm.Dict, _) -> str | None:
     params = value.get_dict()
-    if params.get('task') not in TASKS:
-        return f'parameters.task must be one of {", ".join(TASKS)}, got {params.get("task")!r}'
+    if params.get('task') not in (*TASKS, MD_BATCH_TASK):
+        return (
+            f'parameters.task must be one of {", ".join((*TASKS, MD_BATCH_TASK))}, got {params.get("task")!r}'
+        )
     unknown = set(params) - {'task', 'model', 'device', 'seed', 'settings'}
     if unknown:
         return f'unknown keys in parameters: {", ".join(sorted(unknown))}'
+    return None
+
+
+def _validate_inputs(inputs, _) -> str | None:
+    """Task ``md_batch`` takes ``replicas`` (one structure per run, named as in ``settings.replicas``)
+    and no ``structure``; every other task takes ``structure`` and no ``replicas``."""
+    if 'parameters' not in inputs:
+        return None
+    params = inputs['parameters'].get_dict()
+    replicas = dict(inputs.get('replicas') or {})
+    if params.get('task') != MD_BATCH_TASK:
+        if replicas:
+            return f'replicas are for task md_batch only, not {params.get("task")!r}'
+        if 'structure' not in inputs:
+            return f'task {params.get("task")!r} needs a structure'
+        return None
+    if 'structure' in inputs:
+        return 'task md_batch takes its structures in the replicas namespace, not structure'
+    specs = (params.get('settings') or {}).get('replicas')
+    if not isinstance(specs, list) or not specs or not all(isinstance(x, dict) for x in specs):
+        return 'task md_batch needs parameters.settings.replicas: a list of {name, temperature_K, seed}'
+    names = [x.get('name') for x in specs]
+    if sorted(map(str, names)) != sorted(replicas) or len(set(names)) != len(names):
+        return f'parameters.settings.replicas names {names} must be the replicas inputs {sorted(replicas)}'
+    if any('structure' in x for x in specs):
+        return 'parameters.settings.replicas: leave out structure (the replicas inputs give it)'
     return None
 
 
@@ -42,6 +72,12 @@ class MlipCalculation(CalcJob):
     written as ``aiida.json`` + ``structure.extxyz``; an MD continuation also gets ``restart.npz``.
     The (possibly large) MD frames are retrieved temporarily: the parser turns them into a trajectory
     node, so they are stored once.
+
+    Task ``md_batch`` (several MD runs, one batched model call per step) takes its structures in the
+    ``replicas`` namespace instead, one per run, named as the runs of ``parameters.settings.replicas``
+    (``{name, temperature_K, seed}``); each is written as ``replica_NAME.extxyz``. Its outputs are per run,
+    ``replicas.NAME.{trajectory, results, restart}``, as those of task ``md``, plus the batch's ``results``
+    and ``restart`` (the batch checkpoint, which the ``restart`` input takes back).
     """
 
     _DEFAULT_OUTPUT_FILE = STDOUT_FILE
@@ -51,7 +87,20 @@ class MlipCalculation(CalcJob):
     @classmethod
     def define(cls, spec):
         super().define(spec)
-        spec.input('structure', valid_type=orm.StructureData, help='The crystal (or MD cell).')
+        spec.input(
+            'structure',
+            valid_type=orm.StructureData,
+            required=False,
+            help='The crystal (or MD cell); every task but md_batch.',
+        )
+        spec.input_namespace(
+            'replicas',
+            valid_type=orm.StructureData,
+            dynamic=True,
+            required=False,
+            help='md_batch: the MD cell of each run, by run name (parameters.settings.replicas).',
+        )
+        spec.inputs.validator = _validate_inputs
         spec.input(
             'parameters',
             valid_type=orm.Dict,
@@ -59,7 +108,10 @@ class MlipCalculation(CalcJob):
             help='{task, model, device, seed, settings}: see the runner.',
         )
         spec.input(
-            'restart', valid_type=orm.SinglefileData, required=False, help='restart.npz of an MD segment.'
+            'restart',
+            valid_type=orm.SinglefileData,
+            required=False,
+            help='restart.npz of an MD segment (md_batch: the batch checkpoint).',
         )
         spec.inputs['metadata']['options']['resources'].default = {
             'num_machines': 1,
@@ -84,6 +136,13 @@ class MlipCalculation(CalcJob):
             'trajectory', valid_type=MDTrajectoryData, required=False, help='md: the frames of this segment.'
         )
         spec.output('restart', valid_type=orm.SinglefileData, required=False, help='md: continue from here.')
+        spec.output_namespace(
+            'replicas',
+            valid_type=orm.Data,
+            dynamic=True,
+            required=False,
+            help="md_batch: per run, task md's outputs: replicas.NAME.{trajectory, results, restart}.",
+        )
 
         spec.exit_code(
             300, 'ERROR_NO_RESULTS', message='the runner wrote no results.json: it crashed or was killed'
@@ -106,12 +165,19 @@ class MlipCalculation(CalcJob):
 
     def prepare_for_submission(self, folder):
         params = self.inputs.parameters.get_dict()
+        if params['task'] == MD_BATCH_TASK:
+            structures = {f'replica_{name}.extxyz': s for name, s in self.inputs.replicas.items()}
+            for spec in params['settings']['replicas']:
+                spec['structure'] = f'replica_{spec["name"]}.extxyz'
+        else:
+            structures = {STRUCTURE_FILE: self.inputs.structure}
         with folder.open(INPUT_FILE, 'w') as handle:
             json.dump(params, handle, indent=2)
-        buffer = io.StringIO()
-        self.inputs.structure.get_ase().write(buffer, format='extxyz')
-        with folder.open(STRUCTURE_FILE, 'w') as handle:
-            handle.write(buffer.getvalue())
+        for filename, structure in structures.items():
+            buffer = io.StringIO()
+            structure.get_ase().write(buffer, format='extxyz')
+            with folder.open(filename, 'w') as handle:
+                handle.write(buffer.getvalue())
 
         codeinfo = CodeInfo()
         codeinfo.code_uuid = self.inputs.code.uuid
@@ -126,4 +192,13 @@ class MlipCalculation(CalcJob):
             calcinfo.local_copy_list.append((restart.uuid, restart.filename, RESTART_FILE))
         calcinfo.retrieve_list = list(self._RETRIEVE)
         calcinfo.retrieve_temporary_list = list(self._RETRIEVE_TEMPORARY)
+        if params['task'] == MD_BATCH_TASK:  # replicas/NAME/FILE, kept at that path (depth 3)
+            for name in self.inputs.replicas:
+                folder_name = f'{REPLICAS_DIR}/{name}'
+                calcinfo.retrieve_list += [
+                    (f'{folder_name}/{f}', '.', 3) for f in self._RETRIEVE if 'json' in f
+                ]
+                calcinfo.retrieve_temporary_list += [
+                    (f'{folder_name}/{f}', '.', 3) for f in self._RETRIEVE_TEMPORARY
+                ]
         return calcinfo

@@ -14,7 +14,7 @@ class MlipEngine(Engine):
     name = 'mlip'
     protocol_package = __package__
     #: Keys an override may add to ``md`` although the protocol does not set them.
-    optional_keys: ClassVar[dict[str, tuple[str, ...]]] = {'md': ('segment_steps', 'walltime_s')}
+    optional_keys: ClassVar[dict[str, tuple[str, ...]]] = {'md': ('segment_steps', 'walltime_s', 'batch')}
     calc_job_plugin = 'superionic.mlip'
 
     def unavailable(self) -> dict[str, str]:
@@ -30,22 +30,7 @@ class MlipEngine(Engine):
             raise InputError(f'step {step!r}: {self.unavailable()[step]}')
         task_settings: dict[str, Any] = dict(settings.get(step, {}))
         if step == 'md':
-            md = settings['md']
-            task_settings = {
-                k: md[k]
-                for k in (
-                    'timestep_fs',
-                    'n_steps',
-                    'frame_interval',
-                    'thermostat',
-                    'tdamp_fs',
-                    'checkpoint_every',
-                    'max_temperature_factor',
-                    'segment_steps',
-                    'walltime_s',
-                )
-                if k in md
-            }
+            task_settings = _md_task_settings(settings['md'])
             task_settings['temperature_K'] = float(kwargs['temperature_K'])
         elif step == 'vacancy':
             task_settings['mobile'] = kwargs['mobile']
@@ -53,19 +38,78 @@ class MlipEngine(Engine):
         builder.mlip.code = code
         builder.mlip.structure = structure
         builder.mlip.parameters = orm.Dict(
-            {
-                'task': step,
-                'model': settings['model'],
-                'device': settings.get('device', 'auto'),
-                'seed': int(kwargs.get('seed', settings.get('seed', 0))),
-                'settings': task_settings,
-            }
+            _parameters(step, settings, int(kwargs.get('seed', settings.get('seed', 0))), task_settings)
         )
-        builder.mlip.metadata.options.max_wallclock_seconds = int(
-            settings.get('max_wallclock_seconds', 86400)
-        )
-        for key, value in (kwargs.get('options') or {}).items():
-            builder.mlip.metadata.options[key] = value
+        _set_options(builder.mlip.metadata.options, settings, kwargs.get('options'))
         builder.max_iterations = orm.Int(int(settings.get('max_iterations', 10)))
         builder.metadata.label = f'{step}'
         return builder
+
+    def get_md_batch_builder(
+        self, runs: dict[str, tuple[Any, float, int]], code, settings: dict[str, Any], **kwargs
+    ):
+        """One ``superionic.mlip`` job of task ``md_batch`` for several MD runs (``md.batch``): ``runs`` maps
+        a run's name to its (cell, temperature K, seed); each run gets the md settings of
+        :meth:`get_builder`. One segment only: a batch is not continued after a wall-time stop, so
+        ``md.segment_steps`` and ``md.walltime_s`` are refused (:class:`InputError`)."""
+        from aiida import orm
+
+        from .calculation import MlipCalculation
+
+        md = settings['md']
+        for key in ('segment_steps', 'walltime_s'):
+            if md.get(key) is not None:
+                raise InputError(
+                    f'md.batch runs one segment: md.{key} (a continued batch) is not supported; '
+                    'leave it out, or set md.batch to false'
+                )
+        if not runs:
+            raise InputError('md.batch: no MD run to batch')
+        task_settings = _md_task_settings(md)
+        task_settings['replicas'] = [
+            {'name': name, 'temperature_K': float(temperature), 'seed': int(seed)}
+            for name, (_, temperature, seed) in runs.items()
+        ]
+        builder = MlipCalculation.get_builder()
+        builder.code = code
+        builder.replicas = {name: cell for name, (cell, _, _) in runs.items()}
+        builder.parameters = orm.Dict(
+            _parameters('md_batch', settings, int(settings.get('seed', 0)), task_settings)
+        )
+        _set_options(builder.metadata.options, settings, kwargs.get('options'))
+        builder.metadata.label = 'md_batch'
+        return builder
+
+
+_MD_TASK_KEYS = (
+    'timestep_fs',
+    'n_steps',
+    'frame_interval',
+    'thermostat',
+    'tdamp_fs',
+    'checkpoint_every',
+    'max_temperature_factor',
+    'segment_steps',
+    'walltime_s',
+)
+
+
+def _md_task_settings(md: dict[str, Any]) -> dict[str, Any]:
+    """The runner settings of task md (and md_batch) from the protocol's ``md`` section."""
+    return {k: md[k] for k in _MD_TASK_KEYS if k in md}
+
+
+def _parameters(task: str, settings: dict[str, Any], seed: int, task_settings: dict[str, Any]) -> dict:
+    return {
+        'task': task,
+        'model': settings['model'],
+        'device': settings.get('device', 'auto'),
+        'seed': seed,
+        'settings': task_settings,
+    }
+
+
+def _set_options(options, settings: dict[str, Any], extra: dict[str, Any] | None) -> None:
+    options.max_wallclock_seconds = int(settings.get('max_wallclock_seconds', 86400))
+    for key, value in (extra or {}).items():
+        options[key] = value

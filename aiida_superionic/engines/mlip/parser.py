@@ -13,7 +13,15 @@ from aiida.parsers import Parser
 
 from ...data import MDTrajectoryData
 from ...io import Trajectory
-from .fileformat import FORCE_CONSTANTS_FILE, RELAXED_FILE, RESTART_FILE, RESULTS_FILE, TRAJECTORY_META_FILE
+from .fileformat import (
+    FORCE_CONSTANTS_FILE,
+    MD_BATCH_TASK,
+    RELAXED_FILE,
+    REPLICAS_DIR,
+    RESTART_FILE,
+    RESULTS_FILE,
+    TRAJECTORY_META_FILE,
+)
 
 
 def _structure_from_extxyz(text: str) -> orm.StructureData:
@@ -36,6 +44,8 @@ class MlipParser(Parser):
         if RESULTS_FILE not in names:
             if task == 'md':
                 return self._parse_md(retrieved, temporary, results=None)
+            if task == MD_BATCH_TASK:
+                return self._parse_md_batch(retrieved, temporary, results=None)
             return self.exit_codes.ERROR_NO_RESULTS
         results = json.loads(retrieved.base.repository.get_object_content(RESULTS_FILE))
         status = results.get('status')
@@ -45,6 +55,8 @@ class MlipParser(Parser):
 
         if task == 'md':
             return self._parse_md(retrieved, temporary, results)
+        if task == MD_BATCH_TASK:
+            return self._parse_md_batch(retrieved, temporary, results)
         self.out('results', orm.Dict(results))
         if task == 'relax':
             if RELAXED_FILE not in names:
@@ -115,33 +127,42 @@ class MlipParser(Parser):
             )
         return ExitCode(0)
 
-    def _parse_md(self, retrieved, temporary, results):
+    def _restart_from(self):
+        if 'restart' not in self.node.inputs:
+            return None
+        with self.node.inputs.restart.as_path() as path, np.load(path) as restart:
+            return int(restart['step'])
+
+    def _md_folder(self, retrieved, temporary, sub: str, restart_from):
+        """One md output folder (``sub``: '' or ``replicas/NAME``): the retrieved ``trajectory.json`` and the
+        temporarily retrieved frames and checkpoint -> (trajectory node or None, restart node or None,
+        checkpoint step, number of frames); None when the folder has no ``trajectory.json``."""
         from .output import read_md_output
 
-        names = retrieved.base.repository.list_object_names()
-        if temporary is None or TRAJECTORY_META_FILE not in names:
-            if results is not None:
-                self.out('results', orm.Dict(results))
-            return self.exit_codes.ERROR_NO_RESULTS
-        work = Path(temporary)
+        name = f'{sub}/{TRAJECTORY_META_FILE}' if sub else TRAJECTORY_META_FILE
+        if temporary is None:
+            return None
+        try:
+            retrieved.base.repository.get_object(name)
+        except FileNotFoundError:
+            return None
+        work = Path(temporary) / sub
+        work.mkdir(parents=True, exist_ok=True)
         with (
-            retrieved.base.repository.open(TRAJECTORY_META_FILE, 'rb') as src,
+            retrieved.base.repository.open(name, 'rb') as src,
             open(work / TRAJECTORY_META_FILE, 'wb') as dst,
         ):
             shutil.copyfileobj(src, dst)
         data = read_md_output(work)
         meta = data['meta']
         restart_path = work / RESTART_FILE
-        restart_step = None
+        restart_step, restart_node = None, None
         if restart_path.is_file():
             with np.load(restart_path) as restart:
                 restart_step = int(restart['step'])
-            self.out('restart', orm.SinglefileData(restart_path, filename=RESTART_FILE))
-        restart_from = None
-        if 'restart' in self.node.inputs:
-            with self.node.inputs.restart.as_path() as path, np.load(path) as restart:
-                restart_from = int(restart['step'])
+            restart_node = orm.SinglefileData(restart_path, filename=RESTART_FILE)
         n_frames = len(data['steps'])
+        node = None
         if n_frames:
             traj = Trajectory(
                 positions=np.asarray(data['positions'], dtype=np.float32),
@@ -164,6 +185,32 @@ class MlipParser(Parser):
             node.set_array('steps', np.asarray(data['steps'], dtype=np.int64))
             node.base.attributes.set('restart_from_step', restart_from)
             node.base.attributes.set('last_checkpoint_step', restart_step)
+        return node, restart_node, restart_step, n_frames
+
+    def _md_exit_code(self, status, ok_frames: bool, restart_step, message):
+        if status == 'ok' and ok_frames:
+            return ExitCode(0)
+        if status == 'ok':  # 'ok' without a frame: the files are not this run's (never an empty success)
+            status = 'incomplete'
+        if status == 'unstable':
+            return self.exit_codes.ERROR_MD_UNSTABLE.format(message=message)
+        if restart_step is None:
+            return self.exit_codes.ERROR_NO_RESULTS
+        if status == 'walltime':
+            return self.exit_codes.ERROR_WALLTIME.format(step=restart_step)
+        return self.exit_codes.ERROR_MD_INCOMPLETE.format(step=restart_step)
+
+    def _parse_md(self, retrieved, temporary, results):
+        restart_from = self._restart_from()
+        folder = self._md_folder(retrieved, temporary, '', restart_from)
+        if folder is None:
+            if results is not None:
+                self.out('results', orm.Dict(results))
+            return self.exit_codes.ERROR_NO_RESULTS
+        node, restart_node, restart_step, n_frames = folder
+        if restart_node is not None:
+            self.out('restart', restart_node)
+        if node is not None:
             self.out('trajectory', node)
         summary = dict(results or {})
         summary.update(
@@ -172,15 +219,49 @@ class MlipParser(Parser):
         if results is None:
             summary['status'] = 'killed'
         self.out('results', orm.Dict(summary))
-        status = summary.get('status')
-        if status == 'ok' and n_frames:
-            return ExitCode(0)
-        if status == 'ok':  # 'ok' without a frame: the files are not this run's (never an empty success)
-            status = 'incomplete'
-        if status == 'unstable':
-            return self.exit_codes.ERROR_MD_UNSTABLE.format(message=summary.get('message', ''))
-        if restart_step is None:
-            return self.exit_codes.ERROR_NO_RESULTS
-        if status == 'walltime':
-            return self.exit_codes.ERROR_WALLTIME.format(step=restart_step)
-        return self.exit_codes.ERROR_MD_INCOMPLETE.format(step=restart_step)
+        return self._md_exit_code(
+            summary.get('status'), bool(n_frames), restart_step, summary.get('message', '')
+        )
+
+    def _parse_md_batch(self, retrieved, temporary, results):
+        """Task ``md_batch``: every run's folder ``replicas/NAME`` parsed as an md run into
+        ``replicas.NAME.{trajectory, results, restart}``; the batch's checkpoint into ``restart``; one exit
+        code for the batch, as for md (the batch stops, or blows up, as a whole)."""
+        restart_from = self._restart_from()
+        restart_step = None
+        if temporary is not None and (Path(temporary) / RESTART_FILE).is_file():
+            path = Path(temporary) / RESTART_FILE
+            with np.load(path) as restart:
+                restart_step = int(restart['step'])
+            self.out('restart', orm.SinglefileData(path, filename=RESTART_FILE))
+        names = [spec['name'] for spec in self.node.inputs.parameters['settings']['replicas']]
+        runs = (results or {}).get('replicas') or {}
+        all_frames = True
+        for name in names:
+            folder = self._md_folder(retrieved, temporary, f'{REPLICAS_DIR}/{name}', restart_from)
+            run = dict(runs.get(name) or {})
+            if folder is None:
+                all_frames = False
+                continue
+            node, restart_node, run_restart_step, n_frames = folder
+            all_frames = all_frames and bool(n_frames)
+            if node is not None:
+                self.out(f'replicas.{name}.trajectory', node)
+            if restart_node is not None:
+                self.out(f'replicas.{name}.restart', restart_node)
+            run.update(
+                {
+                    'n_frames_parsed': n_frames,
+                    'restart_step': run_restart_step,
+                    'restart_from_step': restart_from,
+                }
+            )
+            if not runs:
+                run['status'] = 'killed'
+            self.out(f'replicas.{name}.results', orm.Dict(run))
+        summary = dict(results or {})
+        summary.update({'restart_step': restart_step, 'restart_from_step': restart_from})
+        if results is None:
+            summary['status'] = 'killed'
+        self.out('results', orm.Dict(summary))
+        return self._md_exit_code(summary.get('status'), all_frames, restart_step, summary.get('message', ''))

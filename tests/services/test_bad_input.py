@@ -273,7 +273,7 @@ SUBMIT_CASES = [
     ),
     (
         ['{li3n}', '--mobile', 'Li', '--overrides', '{"md": {"n_step": 10}}'],
-        'Error: --overrides: unknown key md.n_step; md has checkpoint_every',
+        'Error: --overrides: unknown key md.n_step; md has batch, checkpoint_every',
     ),
     (['{li3n}', '--mobile', 'Li', '--overrides', '{"mdd": {}}'], "Error: --overrides: unknown key 'mdd'"),
     (['{li3n}', '--mobile', 'Li', '--engine', 'nope'], "Error: Invalid value for '-e' / '--engine'"),

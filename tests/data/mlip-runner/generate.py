@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import ase.io
 from ase.build import bulk
 
 HERE = Path(__file__).resolve().parent
-SCRIPT = str(Path(sys.executable).with_name('aiida-superionic-mlip'))
 KEEP = {
     'aiida.json',
     'structure.extxyz',
@@ -49,7 +47,11 @@ def run(name: str, atoms, task: str, settings: dict) -> None:
     from aiida_superionic.engines.mlip.runner import main
 
     workdir = prepare(name, atoms, task, settings)
-    with open(workdir / 'runner.out', 'w') as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    with (
+        open(workdir / 'runner.out', 'w') as out,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+    ):
         code = main(workdir)
     clean(workdir)
     print(name, code, json.loads((workdir / 'results.json').read_text())['status'])
@@ -67,6 +69,11 @@ def main() -> None:
     run('relax', prim, 'relax', {'fmax': 0.05, 'smax_GPa': 0.1, 'max_steps': 100})
     run('relax_unconverged', bulk('LiF', 'rocksalt', a=4.3), 'relax', {'fmax': 0.001, 'max_steps': 2})
     run('elastic', prim, 'elastic', {'strains': [-0.005, 0.005], 'max_steps': 20})
+    rattled = cube.copy()
+    rattled.rattle(0.05, seed=3)
+    run(
+        'elastic_unconverged', rattled, 'elastic', {'strains': [-0.005, 0.005], 'fmax': 0.001, 'max_steps': 1}
+    )
     run('phonon_gamma', prim, 'phonon_gamma', {'supercell': [2, 2, 2]})
     run('vacancy', cube, 'vacancy', {'mobile': 'Li', 'supercell': [1, 1, 1], 'mu_eV': -1.9, 'max_steps': 20})
     run('md', cube, 'md', MD)
@@ -76,7 +83,11 @@ def main() -> None:
     shutil.copy(HERE / 'md_segment' / 'restart.npz', workdir / 'restart.npz')
     from aiida_superionic.engines.mlip.runner import main as runner_main
 
-    with open(workdir / 'runner.out', 'w') as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    with (
+        open(workdir / 'runner.out', 'w') as out,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+    ):
         runner_main(workdir)
     clean(workdir)
     run('error', prim, 'elastic', {'strains': [0.01]})

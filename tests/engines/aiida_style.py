@@ -65,17 +65,24 @@ def generate_calc_job():
 
 
 def recorded_inputs(case: str, code) -> dict:
-    """The CalcJob inputs of a recorded case: its ``aiida.json`` and ``structure.extxyz``, and for
+    """The CalcJob inputs of a recorded case: its ``aiida.json`` and ``structure.extxyz`` (md_batch: the
+    ``replicas`` namespace from its ``replica_NAME.extxyz``), and for
     ``md_continued`` the checkpoint it continued from (``md_segment/restart.npz``)."""
     import ase.io
     from aiida import orm
 
     folder = RECORDED / case
-    inputs = {
-        'code': code,
-        'parameters': orm.Dict(json.loads((folder / 'aiida.json').read_text())),
-        'structure': orm.StructureData(ase=ase.io.read(folder / 'structure.extxyz', format='extxyz')),
-    }
+    parameters = json.loads((folder / 'aiida.json').read_text())
+    inputs = {'code': code}
+    if parameters['task'] == 'md_batch':  # the CalcJob names each run's file in aiida.json itself
+        specs = parameters['settings']['replicas']
+        inputs['replicas'] = {
+            spec['name']: orm.StructureData(ase=ase.io.read(folder / spec.pop('structure'), format='extxyz'))
+            for spec in specs
+        }
+    else:
+        inputs['structure'] = orm.StructureData(ase=ase.io.read(folder / 'structure.extxyz', format='extxyz'))
+    inputs['parameters'] = orm.Dict(parameters)
     if case == 'md_continued':
         inputs['restart'] = orm.SinglefileData(
             RECORDED / 'md_segment' / 'restart.npz', filename='restart.npz'
@@ -116,12 +123,13 @@ def generate_calc_job_node(tmp_path):
         temporary = tmp_path / f'temporary-{node.pk}'
         temporary.mkdir()
         retrieved = orm.FolderData()
-        for name in process_class._RETRIEVE:
-            if (source / name).is_file():
-                retrieved.base.repository.put_object_from_file(str(source / name), name)
-        for name in process_class._RETRIEVE_TEMPORARY:
-            if (source / name).is_file():
-                shutil.copy(source / name, temporary / name)
+        for path in sorted(source.rglob('*')):  # md_batch: also replicas/NAME/FILE, at that path
+            name = path.relative_to(source).as_posix()
+            if path.name in process_class._RETRIEVE:
+                retrieved.base.repository.put_object_from_file(str(path), name)
+            elif path.name in process_class._RETRIEVE_TEMPORARY:
+                (temporary / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, temporary / name)
         retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='retrieved')
         retrieved.store()
         return node, temporary

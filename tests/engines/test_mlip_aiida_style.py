@@ -196,6 +196,36 @@ def test_parser_md_continuation_records_where_it_started(parse_case):
     assert segment['results']['restart_from_step'] is None
 
 
+def test_parser_md_batch_gives_each_run_its_own_files(parse_case):
+    """md_batch: per run, replicas.NAME.{trajectory, results, restart} from replicas/NAME; the batch's results
+    and checkpoint at the top."""
+    results, calcfunction = parse_case('md_batch')
+    assert calcfunction.exit_status == 0, calcfunction.exit_message
+    recorded = _results_json('md_batch')
+    assert set(results) == {'results', 'restart', 'replicas'}
+    assert {k: results['results'][k] for k in recorded} == recorded
+    with results['restart'].open(mode='rb') as handle:
+        assert handle.read() == (RECORDED / 'md_batch' / 'restart.npz').read_bytes()
+    assert set(results['replicas']) == set(recorded['replicas']) == {'warm', 'hot'}
+    for name, outputs in results['replicas'].items():
+        case = f'md_batch/replicas/{name}'
+        frames, _ = _frames(case)
+        trajectory = outputs['trajectory']
+        assert trajectory.temperature_K == recorded['replicas'][name]['temperature_K']
+        np.testing.assert_array_equal(trajectory.get_positions(), frames[:, 0])
+        np.testing.assert_array_equal(trajectory.get_velocities(), frames[:, 1])
+        summary = outputs['results'].get_dict()
+        assert {k: summary[k] for k in recorded['replicas'][name]} == recorded['replicas'][name]
+        assert summary['n_frames_parsed'] == len(frames) == recorded['replicas'][name]['n_frames']
+        with outputs['restart'].open(mode='rb') as handle:
+            assert handle.read() == (RECORDED / case / 'restart.npz').read_bytes()
+    # the two runs differ (their own temperature and seed), so a swap of folders would show
+    assert not np.array_equal(
+        results['replicas']['warm']['trajectory'].get_velocities(),
+        results['replicas']['hot']['trajectory'].get_velocities(),
+    )
+
+
 # -- CalcJob ------------------------------------------------------------------------------------------------
 
 

@@ -29,6 +29,8 @@ KEEP = {
     'restart.npz',
     'force_constants.npy',
     'runner.out',
+    'replica_warm.extxyz',
+    'replica_hot.extxyz',
 }
 MD = {'temperature_K': 800.0, 'timestep_fs': 1.5, 'frame_interval': 2, 'checkpoint_every': 2, 'n_steps': 6}
 
@@ -58,9 +60,36 @@ def run(name: str, atoms, task: str, settings: dict) -> None:
 
 
 def clean(workdir: Path) -> None:
-    for path in workdir.iterdir():
-        if path.name not in KEEP:
+    for path in workdir.rglob('*'):
+        if path.is_file() and path.name not in KEEP:
             path.unlink()
+
+
+def run_batch(name: str, atoms) -> None:
+    """Task md_batch: two runs of the cube (800 K and 1200 K), as the CalcJob writes them."""
+    from aiida_superionic.engines.mlip.runner import main
+
+    workdir = prepare(name, atoms, 'md_batch', {})
+    (workdir / 'structure.extxyz').unlink()
+    runs = [
+        {'name': 'warm', 'temperature_K': 800.0, 'seed': 1},
+        {'name': 'hot', 'temperature_K': 1200.0, 'seed': 2},
+    ]
+    for run_ in runs:
+        ase.io.write(workdir / f'replica_{run_["name"]}.extxyz', atoms, format='extxyz')
+        run_['structure'] = f'replica_{run_["name"]}.extxyz'
+    settings = {k: v for k, v in MD.items() if k != 'temperature_K'}
+    config = {'task': 'md_batch', 'model': 'chgnet-0.3.0', 'device': 'cpu', 'seed': 7}
+    config['settings'] = {**settings, 'replicas': runs}
+    (workdir / 'aiida.json').write_text(json.dumps(config, indent=2))
+    with (
+        open(workdir / 'runner.out', 'w') as out,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+    ):
+        code = main(workdir)
+    clean(workdir)
+    print(name, code, json.loads((workdir / 'results.json').read_text())['status'])
 
 
 def main() -> None:
@@ -90,6 +119,7 @@ def main() -> None:
     ):
         runner_main(workdir)
     clean(workdir)
+    run_batch('md_batch', cube)
     run('error', prim, 'elastic', {'strains': [0.01]})
     # killed (SIGKILL) at its first checkpoint: frames and restart.npz, no results.json
     workdir = prepare('md_killed', cube, 'md', {**MD, 'n_steps': 100_000})

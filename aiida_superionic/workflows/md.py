@@ -91,21 +91,19 @@ class MDWorkChain(EngineInputsBuilder, WorkChain):
         if batch is not False:
             return self._run_md_batch(engine, settings, batch)
         futures = {}
-        for cell_name, cell in sorted(self.ctx.cells.items()):
-            for i, temperature in enumerate(self.ctx.temperatures):
-                key = f'{cell_name}_T{round(temperature)}'
-                builder = engine.get_builder(
-                    'md',
-                    cell,
-                    self.inputs.code,
-                    settings,
-                    temperature_K=temperature,
-                    seed=settings.get('seed', 0) + i,
-                    options=engine_options(self),
-                )
-                builder.metadata.label = f'md {key}'
-                futures[key] = submit_once(self, f'md_{key}', builder)
-        return ToContext(**{f'md_{k}': v for k, v in futures.items()})
+        for key, (cell, temperature, seed) in self._runs(settings).items():
+            builder = engine.get_builder(
+                'md',
+                cell,
+                self.inputs.code,
+                settings,
+                temperature_K=temperature,
+                seed=seed,
+                options=engine_options(self),
+            )
+            builder.metadata.label = f'md {key}'
+            futures[f'md_{key}'] = submit_once(self, f'md_{key}', builder)
+        return ToContext(**futures)
 
     def _run_md_batch(self, engine, settings, batch):
         """All runs in one engine job (task ``md_batch``), under context key ``batch``."""

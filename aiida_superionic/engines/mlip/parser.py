@@ -24,6 +24,12 @@ from .fileformat import (
 )
 
 
+def _checkpoint_step(path) -> int:
+    """The MD step a runner checkpoint (``restart.npz``: task md's, or md_batch's batch checkpoint) holds."""
+    with np.load(path) as restart:
+        return int(restart['step'])
+
+
 def _structure_from_extxyz(text: str) -> orm.StructureData:
     import io
 
@@ -130,8 +136,8 @@ class MlipParser(Parser):
     def _restart_from(self):
         if 'restart' not in self.node.inputs:
             return None
-        with self.node.inputs.restart.as_path() as path, np.load(path) as restart:
-            return int(restart['step'])
+        with self.node.inputs.restart.as_path() as path:
+            return _checkpoint_step(path)
 
     def _md_folder(self, retrieved, temporary, sub: str, restart_from):
         """One md output folder (``sub``: '' or ``replicas/NAME``): the retrieved ``trajectory.json`` and the
@@ -158,8 +164,7 @@ class MlipParser(Parser):
         restart_path = work / RESTART_FILE
         restart_step, restart_node = None, None
         if restart_path.is_file():
-            with np.load(restart_path) as restart:
-                restart_step = int(restart['step'])
+            restart_step = _checkpoint_step(restart_path)
             restart_node = orm.SinglefileData(restart_path, filename=RESTART_FILE)
         n_frames = len(data['steps'])
         node = None
@@ -231,8 +236,7 @@ class MlipParser(Parser):
         restart_step = None
         if temporary is not None and (Path(temporary) / RESTART_FILE).is_file():
             path = Path(temporary) / RESTART_FILE
-            with np.load(path) as restart:
-                restart_step = int(restart['step'])
+            restart_step = _checkpoint_step(path)
             self.out('restart', orm.SinglefileData(path, filename=RESTART_FILE))
         names = [spec['name'] for spec in self.node.inputs.parameters['settings']['replicas']]
         runs = (results or {}).get('replicas') or {}

@@ -277,6 +277,7 @@ def test_md_workchain_batch_on_and_off_give_the_same_runs_and_records(md_chains)
         _assert_close(rec_on['values'], rec_off['values'])
 
 
+@pytest.mark.slow  # three chains of four runs each (one job per run, batched, batched in 3 slots)
 def test_md_workchain_batch_over_several_segments_equals_the_uninterrupted_batch(md_chains):
     """``md.batch`` with ``md.segment_steps`` 12: the batch runs as three jobs (12 + 12 + 6 steps), each
     continued from the previous job's batch checkpoint; every run's segments are stitched into its own

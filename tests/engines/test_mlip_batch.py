@@ -202,6 +202,25 @@ def test_batch_segment_stop_and_restart_count_steps(tmp_path, uninterrupted):
     _assert_stitched_equal(reference, workdir_b, tmp_path / 'C', 9)
 
 
+def test_batch_walltime_stop_and_restart_is_exact(tmp_path, uninterrupted):
+    """walltime_s (the runner's wall-time guard, counted from its start; the model is already loaded here):
+    0.5 s leaves room for a few steps of the batch, which stops as a whole at one step with its
+    checkpoint; continued from it, each replica's frames are the uninterrupted batch's."""
+    reference, _ = uninterrupted
+    workdir_b = prepare_batch(tmp_path / 'B', REPLICAS, {**COMMON, 'n_steps': N_STEPS, 'walltime_s': 0.5})
+    results_b = run_dir(workdir_b)
+    assert (
+        results_b['status'] == 'walltime'
+        and 'walltime_s' in results_b['replicas'][REPLICAS[0]['name']]['message']
+    )
+    with np.load(workdir_b / 'restart.npz') as restart:
+        restart_step = int(restart['step'])
+    assert restart_step == results_b['last_step'] < N_STEPS
+    results_c = _continue_batch(tmp_path / 'C', workdir_b / 'restart.npz')
+    assert (results_c['first_step'], results_c['last_step']) == (restart_step, N_STEPS)
+    _assert_stitched_equal(reference, workdir_b, tmp_path / 'C', restart_step)
+
+
 def test_replica_checkpoint_continues_as_task_md(tmp_path, uninterrupted):
     """A replica's own restart.npz (task md's format) continues that run alone under task md."""
     reference, _ = uninterrupted

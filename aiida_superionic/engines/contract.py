@@ -165,13 +165,6 @@ def check_md_settings(settings: dict[str, Any]) -> None:
     batch = md.get('batch', False)
     if not isinstance(batch, bool):
         raise InputError(f'md.batch must be true or false, got {batch!r}')
-    if batch:
-        for key in ('segment_steps', 'walltime_s'):
-            if md.get(key) is not None:
-                raise InputError(
-                    f'md.batch runs all MD runs as one segment: md.{key} is not supported with it '
-                    '(leave it out, or set md.batch to false)'
-                )
 
 
 def engine_names() -> list[str]:

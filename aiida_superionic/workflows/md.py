@@ -21,8 +21,10 @@ class MDWorkChain(EngineInputsBuilder, WorkChain):
     One engine job per run, or, with ``md.batch: true`` (MLIP engine), one job of task ``md_batch`` for all
     the runs of the material (one batched model call per MD step; a GPU computer is where it pays). Either
     way each run's trajectory is its own node, exposed as ``trajectories.KEY`` and described on its own.
-    A batch runs as one segment: ``md.segment_steps`` / ``md.walltime_s`` are refused with it, and a batch
-    that stops early or blows up fails the work chain (no continuation, no smaller time step).
+    Both go through ``superionic.mlip.base``: a job stopped by ``md.segment_steps`` / ``md.walltime_s`` or
+    killed is continued from its checkpoint (a batch: from the batch checkpoint, all runs together) and
+    each run's segments are stitched. A batch in which a run blew up fails the work chain (a batch is not
+    restarted with a smaller time step).
     """
 
     @classmethod
@@ -106,7 +108,8 @@ class MDWorkChain(EngineInputsBuilder, WorkChain):
         return ToContext(**futures)
 
     def _run_md_batch(self, engine, settings, batch):
-        """All runs in one engine job (task ``md_batch``), under context key ``batch``."""
+        """All runs in one engine job (task ``md_batch``, through the restart work chain: as many queue slots
+        as it needs), under context key ``batch``."""
         if batch is not True:
             return self.exit_codes.ERROR_BATCH_SETTINGS.format(
                 message=f'must be true or false, got {batch!r}'

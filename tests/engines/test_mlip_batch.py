@@ -82,8 +82,8 @@ def run_dir(workdir: Path) -> dict:
     return results
 
 
-def single_run(workdir: Path, replica: dict, n_steps: int = N_STEPS) -> dict:
-    settings = {**COMMON, 'n_steps': n_steps, 'temperature_K': replica['temperature_K']}
+def single_run(workdir: Path, replica: dict, n_steps: int = N_STEPS, common: dict = COMMON) -> dict:
+    settings = {**common, 'n_steps': n_steps, 'temperature_K': replica['temperature_K']}
     results = run_dir(prepare_md(workdir, replica['cell'](), settings, replica['seed']))
     assert results['status'] == 'ok', results['message']
     return results
@@ -142,8 +142,8 @@ def test_two_replicas_of_different_size_and_temperature_each_match_their_single_
     assert a['positions'].shape[1] != b['positions'].shape[1]
 
 
-def _continue_batch(workdir: Path, restart: Path, n_steps: int = N_STEPS) -> dict:
-    prepare_batch(workdir, REPLICAS, {**COMMON, 'n_steps': n_steps})
+def _continue_batch(workdir: Path, restart: Path, n_steps: int = N_STEPS, common: dict = COMMON) -> dict:
+    prepare_batch(workdir, REPLICAS, {**common, 'n_steps': n_steps})
     shutil.copy(restart, workdir / 'restart.npz')
     results = run_dir(workdir)
     assert results['status'] == 'ok', results['message']
@@ -202,6 +202,25 @@ def test_batch_segment_stop_and_restart_count_steps(tmp_path, uninterrupted):
     _assert_stitched_equal(reference, workdir_b, tmp_path / 'C', 9)
 
 
+def test_batch_walltime_stop_and_restart_is_exact(tmp_path, uninterrupted):
+    """walltime_s (the runner's wall-time guard, counted from its start; the model is already loaded here):
+    0.5 s leaves room for a few steps of the batch, which stops as a whole at one step with its
+    checkpoint; continued from it, each replica's frames are the uninterrupted batch's."""
+    reference, _ = uninterrupted
+    workdir_b = prepare_batch(tmp_path / 'B', REPLICAS, {**COMMON, 'n_steps': N_STEPS, 'walltime_s': 0.5})
+    results_b = run_dir(workdir_b)
+    assert (
+        results_b['status'] == 'walltime'
+        and 'walltime_s' in results_b['replicas'][REPLICAS[0]['name']]['message']
+    )
+    with np.load(workdir_b / 'restart.npz') as restart:
+        restart_step = int(restart['step'])
+    assert restart_step == results_b['last_step'] < N_STEPS
+    results_c = _continue_batch(tmp_path / 'C', workdir_b / 'restart.npz')
+    assert (results_c['first_step'], results_c['last_step']) == (restart_step, N_STEPS)
+    _assert_stitched_equal(reference, workdir_b, tmp_path / 'C', restart_step)
+
+
 def test_replica_checkpoint_continues_as_task_md(tmp_path, uninterrupted):
     """A replica's own restart.npz (task md's format) continues that run alone under task md."""
     reference, _ = uninterrupted
@@ -222,7 +241,7 @@ def test_replica_checkpoint_continues_as_task_md(tmp_path, uninterrupted):
 @pytest.mark.parametrize(
     ('change', 'words'),
     [
-        ({'thermostat': 'langevin'}, 'not batched'),
+        ({'thermostat': 'berendsen'}, 'unknown thermostat'),
         ({'replicas': []}, 'non-empty list'),
         ({'replicas': [{'name': 'x', 'structure': 'missing.extxyz', 'temperature_K': 600}]}, 'not found'),
         ({'walltime': 3}, 'unknown settings'),
@@ -318,3 +337,83 @@ def test_a_blown_up_replica_stays_stopped_after_a_restart(tmp_path):
     positions, velocities, steps = stitch_segments([b, c], [12])
     stitched = {'steps': steps, 'positions': positions, 'velocities': velocities}
     assert_same_frames(stitched, read_md_output(tmp_path / 'single'))
+
+
+# Langevin: ASE's Langevin (fixcm off, FixCom) in task md; in md_batch the two halves of its step around the
+# batched force call, each replica with its own random stream. The references are task md's runs.
+LANGEVIN = {**COMMON, 'thermostat': 'langevin', 'friction_per_fs': 0.02}
+
+
+@pytest.fixture(scope='module')
+def langevin_runs(tmp_path_factory):
+    """Task md with Langevin for each replica (its seed), and the two-replica Langevin batch, uninterrupted."""
+    root = tmp_path_factory.mktemp('langevin')
+    singles = {r['name']: single_run(root / r['name'], r, common=LANGEVIN) for r in REPLICAS}
+    batch = prepare_batch(root / 'batch', REPLICAS, {**LANGEVIN, 'n_steps': N_STEPS})
+    results = run_dir(batch)
+    assert results['status'] == 'ok', results['message']
+    return root, singles, results
+
+
+def _assert_langevin_replica_is_its_single_run(folder: Path, single_dir: Path, single: dict, mine: dict):
+    assert_same_frames(read_md_output(folder), read_md_output(single_dir))
+    assert read_md_output(folder)['meta']['thermostat'] == 'langevin'
+    for key in ('n_frames', 'last_step', 'n_steps_done', 'etotal_drift_quantity'):
+        assert mine[key] == single[key], key
+    for key in ('T_mean_K', 'T_std_K', 'etotal_drift_eV_per_atom_ps'):
+        assert mine[key] == pytest.approx(single[key], rel=1e-6, abs=1e-9), key
+    # the replica's own checkpoint is task md's, random stream included: the same number of normals drawn
+    with np.load(folder / 'restart.npz') as a, np.load(single_dir / 'restart.npz') as b:
+        assert set(a.files) == set(b.files) and str(a['thermostat']) == 'langevin'
+        assert json.loads(str(a['rng_state'])) == json.loads(str(b['rng_state']))
+        np.testing.assert_allclose(a['momenta'], b['momenta'], atol=1e-9, rtol=1e-9)
+
+
+def test_langevin_batch_of_one_reproduces_task_md(tmp_path, langevin_runs):
+    root, singles, _ = langevin_runs
+    replica = REPLICAS[0]
+    batch = run_dir(prepare_batch(tmp_path, [replica], {**LANGEVIN, 'n_steps': N_STEPS}))
+    assert batch['status'] == 'ok' and batch['n_replicas'] == 1
+    folder = tmp_path / 'replicas' / replica['name']
+    mine = batch['replicas'][replica['name']]
+    _assert_langevin_replica_is_its_single_run(folder, root / replica['name'], singles[replica['name']], mine)
+
+
+def test_langevin_replicas_of_a_batch_each_match_their_single_run(langevin_runs):
+    root, singles, results = langevin_runs
+    for replica in REPLICAS:
+        name = replica['name']
+        folder = root / 'batch' / 'replicas' / name
+        _assert_langevin_replica_is_its_single_run(
+            folder, root / name, singles[name], results['replicas'][name]
+        )
+    # Langevin is not Nose-Hoover: the same seeds give other trajectories under the other thermostat
+    nhc = single_run(root / 'nhc', REPLICAS[0], n_steps=4)
+    assert nhc['T_mean_K'] != pytest.approx(singles[REPLICAS[0]['name']]['T_mean_K'], rel=1e-6)
+
+
+def test_langevin_batch_stopped_and_continued_equals_the_uninterrupted_batch(tmp_path, langevin_runs):
+    """B stops at step 9 (segment_steps): the batch checkpoint holds each replica's random stream; C
+    continues from it and the stitched frames are the uninterrupted batch's, number for number."""
+    root, _, _ = langevin_runs
+    workdir_b = prepare_batch(tmp_path / 'B', REPLICAS, {**LANGEVIN, 'n_steps': N_STEPS, 'segment_steps': 9})
+    results_b = run_dir(workdir_b)
+    assert results_b['status'] == 'walltime' and results_b['last_step'] == 9
+    with np.load(workdir_b / 'restart.npz') as restart:
+        assert str(restart['thermostat']) == 'langevin' and int(restart['step']) == 9
+        assert restart['r0_rng_state'] != restart['r1_rng_state']  # one stream per replica
+    results_c = _continue_batch(tmp_path / 'C', workdir_b / 'restart.npz', common=LANGEVIN)
+    assert (results_c['first_step'], results_c['last_step']) == (9, N_STEPS)
+    _assert_stitched_equal(root / 'batch', workdir_b, tmp_path / 'C', 9)
+    with np.load(tmp_path / 'C' / 'restart.npz') as a, np.load(root / 'batch' / 'restart.npz') as b:
+        for i in range(len(REPLICAS)):
+            assert str(a[f'r{i}_rng_state']) == str(b[f'r{i}_rng_state'])
+
+
+def test_a_checkpoint_of_the_other_thermostat_is_refused(tmp_path, uninterrupted):
+    reference, _ = uninterrupted  # a Nose-Hoover batch checkpoint
+    workdir = prepare_batch(tmp_path, REPLICAS, {**LANGEVIN, 'n_steps': 30})
+    shutil.copy(reference / 'restart.npz', workdir / 'restart.npz')
+    assert main(workdir) == 3
+    results = json.loads((workdir / 'results.json').read_text())
+    assert results['status'] == 'error' and 'thermostat' in results['message'], results['message']

@@ -162,3 +162,74 @@ def test_a_segment_stopped_after_its_last_checkpoint_completes_the_run(code):
     process = _workchain(code, max_iterations=10, n_steps=200)
     _inspect(process, _segment(code, None, 120, EXIT.ERROR_MD_INCOMPLETE.status))
     assert not process.ctx.is_finished and process.should_run_process()
+
+
+def _batch_workchain(code, max_iterations: int, n_steps: int = 100_000) -> MlipBaseWorkChain:
+    """``superionic.mlip.base`` of a two-run ``md_batch`` (``md.batch``)."""
+    engine = get_engine('mlip')
+    cell = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.08, cubic=True))
+    settings = engine.protocol('precise', {'md': {'n_steps': n_steps}})
+    builder = engine.get_md_batch_builder(
+        {'a_T600': (cell, 600.0, 0), 'b_T900': (cell, 900.0, 1)}, code, settings
+    )
+    builder.max_iterations = orm.Int(max_iterations)
+    process = instantiate_process(get_manager().get_runner(), builder)
+    process.setup()
+    return process
+
+
+def _batch_job(code, exit_status: int, results: dict, runs=('a_T600', 'b_T900')) -> orm.CalcJobNode:
+    node = orm.CalcJobNode(computer=code.computer, process_type='aiida.calculations:superionic.mlip')
+    node.set_process_label('MlipCalculation')
+    node.set_process_state(ProcessState.FINISHED)
+    node.set_exit_status(exit_status)
+    node.store()
+    outputs = {'results': orm.Dict(results)}
+    if results.get('restart_step') is not None:
+        outputs['restart'] = orm.SinglefileData(io.BytesIO(b'checkpoint'), filename='restart.npz')
+    for name in runs:  # stand-ins for the runs' trajectories of this segment
+        outputs[f'replicas__{name}__trajectory'] = orm.Int(int(results.get('restart_step') or 0))
+    for label, output in outputs.items():
+        output.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label=label)
+        output.store()
+    node.seal()
+    return node
+
+
+def test_batch_segments_are_continued_and_collected_per_run(code):
+    """A batch in slots of 4,000 steps with max_iterations 2: every slot that advanced is continued from its
+    batch checkpoint for free, and each run's trajectories are collected in order, per run; a run that blew
+    up in an earlier slot (no frames in the later ones) keeps only its own."""
+    process = _batch_workchain(code, max_iterations=2)
+    start = None
+    for stop in range(4000, 20_000, 4000):
+        runs = ('a_T600', 'b_T900') if stop < 12_000 else ('a_T600',)  # b_T900 blew up before 12,000
+        node = _batch_job(
+            code,
+            EXIT.ERROR_WALLTIME.status,
+            {'status': 'walltime', 'restart_from_step': start, 'restart_step': stop},
+            runs,
+        )
+        assert _restarts(_inspect(process, node)), stop
+        assert process.ctx.inputs.restart.uuid == node.outputs.restart.uuid
+        start = stop
+    assert process.ctx.continuations == 4 and not process.ctx.is_finished
+    segments = process.ctx.batch_segments
+    assert [t.value for t in segments['a_T600']] == [4000, 8000, 12_000, 16_000]
+    assert [t.value for t in segments['b_T900']] == [4000, 8000]
+
+
+def test_an_unstable_batch_is_not_restarted_with_a_smaller_time_step(code):
+    """A run of the batch blew up: the single-run handler would halve the time step of the whole batch (and
+    change the runs that were fine); the batch chain ends with ERROR_BATCH_UNSTABLE instead."""
+    process = _batch_workchain(code, max_iterations=5)
+    unstable = {
+        'status': 'unstable',
+        'message': 'b_T900: T = 9000 K',
+        'restart_step': 400,
+        'restart_from_step': None,
+    }
+    result = _inspect(process, _batch_job(code, EXIT.ERROR_MD_UNSTABLE.status, unstable))
+    assert result.status == MlipBaseWorkChain.exit_codes.ERROR_BATCH_UNSTABLE.status
+    assert 'b_T900: T = 9000 K' in result.message
+    assert process.ctx.inputs.parameters['settings']['timestep_fs'] == 1.5  # unchanged

@@ -4,21 +4,27 @@ call per MD step for all of them.
 The replicas of one material (its temperatures, its stoichiometric and vacancy cells: different cells and
 atom counts) share one process and one loaded model. Every MD step evaluates the forces of all replicas in
 one ``CHGNet.predict_graph`` call over the list of their crystal graphs (one forward pass of the batch),
-then each replica is integrated on its own: its own temperature, seed and Nosé-Hoover chain.
+then each replica is integrated on its own: its own temperature, seed and thermostat.
 
-Equations: those of task ``md`` (ASE's ``NoseHooverChainNVT``): per replica and step,
-``p <- NHC(dt/2); p += dt/2 F(q); q += dt p / m; F <- model(q); p += dt/2 F(q); p <- NHC(dt/2)``, with ASE's
-own :class:`ase.md.nose_hoover_chain.NoseHooverChainThermostat` (chain of 3, one loop, fourth-order
-Suzuki-Yoshida) per replica, and the same Maxwell-Boltzmann start for the same seed. A batch of one replica
-therefore reproduces task ``md`` step for step; a replica in a larger batch differs from its single run only
-by the rounding of the batched forward pass (none was seen with CHGNet 0.3.0 on the CPU).
+Equations: those of task ``md``, split at the force call. Nosé-Hoover (ASE's ``NoseHooverChainNVT``): per
+replica and step, ``p <- NHC(dt/2); p += dt/2 F(q); q += dt p / m; F <- model(q); p += dt/2 F(q);
+p <- NHC(dt/2)``, with ASE's own :class:`ase.md.nose_hoover_chain.NoseHooverChainThermostat` (chain of 3, one
+loop, fourth-order Suzuki-Yoshida) per replica. Langevin (ASE's ``Langevin`` with ``fixcm=False`` and a
+``FixCom`` constraint, as task ``md``): the two halves of :meth:`ase.md.langevin.Langevin.step`, with the
+coefficients of an ASE ``Langevin`` object per replica and the replica's own random stream (the second child
+of ``SeedSequence(seed)``, as task ``md``), which draws ``xi`` then ``eta`` (N x 3 normals each) per step as
+ASE does. The same Maxwell-Boltzmann start for the same seed. A batch of one replica therefore reproduces
+task ``md`` step for step; a replica in a larger batch differs from its single run only by the rounding of
+the batched forward pass (none was seen with CHGNet 0.3.0 on the CPU).
 
 Files, in the working directory
     ``aiida.json``        ``{"task": "md_batch", "model", "device", "seed", "settings"}``; settings are those of
                           task ``md`` (``temperature_K`` per replica instead) plus ``replicas``: a list of
                           ``{"name", "structure", "temperature_K", "seed"}`` (``structure``: an extxyz file in
                           the directory; ``seed`` defaults to the top-level seed).
-    ``restart.npz``       optional: the batch checkpoint of an earlier segment; continue exactly from it.
+    ``restart.npz``       optional: the batch checkpoint of an earlier segment; continue exactly from it
+                          (every replica's positions, momenta and thermostat state: the chain's
+                          variables, or the state of its Langevin random stream).
     ``replicas/NAME/``    per replica, what task ``md`` writes: ``trajectory.f32``, ``trajectory.json``,
                           ``restart.npz`` (today's format: the replica can also be continued alone by task
                           ``md``) and ``results.json`` (task ``md``'s keys).
@@ -27,12 +33,13 @@ Files, in the working directory
 
 The batch checkpoint ``restart.npz`` holds every replica's state at one common step and is replaced
 atomically, so a batch killed at any moment continues from one consistent step (the per-replica restart
-files are written after it and may be one checkpoint apart after a kill). Nose-Hoover only: the Langevin
-thermostat of task ``md`` is not batched.
+files are written after it and may be one checkpoint apart after a kill). All replicas of a batch use one
+thermostat (``thermostat``: ``nose-hoover`` or ``langevin``, with ``friction_per_fs``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -42,6 +49,7 @@ import numpy as np
 
 from .common import (
     MD_DEFAULTS,
+    THERMOSTATS,
     TaskError,
     _log,
     _next_frame_step,
@@ -56,9 +64,14 @@ from .fileformat import REPLICAS_DIR, RESTART_FILE, RESULTS_FILE, TRAJECTORY_FIL
 
 __all__ = ('REPLICAS_DIR', 'BatchedCHGNet', 'task_md_batch')
 
-MD_BATCH_DEFAULTS = {k: v for k, v in MD_DEFAULTS.items() if k != 'friction_per_fs'}
+MD_BATCH_DEFAULTS = dict(MD_DEFAULTS)
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
-_CONSERVED_NAME = 'Nose-Hoover-chain conserved energy (ASE get_conserved_energy)'
+_CONSERVED_NAME = {
+    'nose-hoover': 'Nose-Hoover-chain conserved energy (ASE get_conserved_energy)',
+    'langevin': 'total energy Epot + Ekin (Langevin has no conserved quantity in ASE)',
+}
+#: The thermostat's state in a checkpoint (batch: ``r{i}_KEY``; per replica: task md's ``KEY``).
+_THERMOSTAT_KEYS = {'nose-hoover': ('nhc_eta', 'nhc_p_eta'), 'langevin': ('rng_state',)}
 
 
 class BatchedCHGNet:
@@ -110,7 +123,8 @@ class _Replica:
     temperature: float
     seed: int
     workdir: Path
-    thermostat: object = None
+    thermostat: object = None  # NoseHooverChainThermostat, or an ase Langevin object (coefficients, rng)
+    langevin: bool = False
     masses: np.ndarray = None  # (N, 1), as ASE's MolecularDynamics.masses
     q: np.ndarray = None
     p: np.ndarray = None
@@ -132,11 +146,58 @@ class _Replica:
         return self.status == 'ok'
 
     def update_atoms(self) -> None:
-        self.atoms.set_positions(self.q)
-        self.atoms.set_momenta(self.p)
+        if not self.langevin:  # a Langevin step works on the atoms themselves
+            self.atoms.set_positions(self.q)
+            self.atoms.set_momenta(self.p)
+
+    def positions(self) -> np.ndarray:
+        """Where the next forces are wanted."""
+        return self.atoms.get_positions() if self.langevin else self.q
+
+    def first_half(self, dt: float, dt2: float) -> None:
+        """The step up to the force call (``NoseHooverChainNVT.step`` / ``Langevin.step``)."""
+        if not self.langevin:
+            self.p = self.thermostat.integrate_nhc(self.p, dt2)
+            self.p += dt2 * self.forces
+            self.q += dt * self.p / self.masses
+            return
+        # ase.md.langevin.Langevin.step (ASE 3.29), statement for statement, up to atoms.get_forces
+        dyn, atoms, forces = self.thermostat, self.atoms, self.forces
+        natoms = len(atoms)
+        dyn.v = atoms.get_velocities()
+        xi = dyn.rng.standard_normal(size=(natoms, 3))
+        eta = dyn.rng.standard_normal(size=(natoms, 3))
+        for constraint in atoms.constraints:
+            if hasattr(constraint, 'redistribute_forces_md'):
+                constraint.redistribute_forces_md(atoms, xi, rand=True)
+                constraint.redistribute_forces_md(atoms, eta, rand=True)
+        dyn.rnd_pos = dyn.c5 * eta
+        dyn.rnd_vel = dyn.c3 * xi - dyn.c4 * eta
+        dyn.v += dyn.c1 * forces / dyn.masses - dyn.c2 * dyn.v + dyn.rnd_vel
+        x = atoms.get_positions()
+        atoms.set_positions(x + dyn.dt * dyn.v + dyn.rnd_pos)
+        dyn.v = (atoms.get_positions() - x - dyn.rnd_pos) / dyn.dt
+
+    def second_half(self, dt2: float) -> None:
+        """The step after the force call."""
+        if not self.langevin:
+            self.p += dt2 * self.forces
+            self.p = self.thermostat.integrate_nhc(self.p, dt2)
+            self.update_atoms()
+            return
+        dyn = self.thermostat
+        dyn.v += dyn.c1 * self.forces / dyn.masses - dyn.c2 * dyn.v + dyn.rnd_vel
+        self.atoms.set_momenta(dyn.v * dyn.masses)
 
     def conserved(self) -> float:
+        if self.langevin:  # task md's quantity: Epot + Ekin
+            return float(self.energy + self.atoms.get_kinetic_energy())
         return float(self.energy + self.atoms.get_kinetic_energy() + self.thermostat.get_thermostat_energy())
+
+    def thermostat_state(self) -> dict:
+        if self.langevin:
+            return {'rng_state': np.str_(json.dumps(self.thermostat.rng.bit_generator.state))}
+        return {'nhc_eta': np.array(self.thermostat._eta), 'nhc_p_eta': np.array(self.thermostat._p_eta)}
 
 
 def _replica_specs(s: dict, workdir: Path, default_seed: int) -> list[dict]:
@@ -196,7 +257,15 @@ def _load_batch_restart(path: Path, replicas: list[_Replica], settings: dict) ->
     names = [str(x) for x in restart['names']]
     if names != [r.name for r in replicas]:
         raise TaskError(f'restart.npz holds the replicas {names}, settings say {[r.name for r in replicas]}')
-    for key in ('timestep_fs', 'tdamp_fs', 'frame_interval'):
+    thermostat = str(restart['thermostat']) if 'thermostat' in restart else 'nose-hoover'
+    if thermostat != normalize_thermostat(settings['thermostat']):
+        raise TaskError(
+            f'restart.npz was written with thermostat = {thermostat}, settings say {settings["thermostat"]}'
+        )
+    keys = ('timestep_fs', 'frame_interval') + (
+        ('friction_per_fs',) if thermostat == 'langevin' else ('tdamp_fs',)
+    )
+    for key in keys:
         if not np.isclose(float(restart[key]), float(settings[key])):
             raise TaskError(
                 f'restart.npz was written with {key} = {restart[key]}, settings say {settings[key]}'
@@ -217,6 +286,8 @@ def _load_batch_restart(path: Path, replicas: list[_Replica], settings: dict) ->
 def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
     """Run the batch described by ``settings`` in ``ctx.workdir``; ``ctx.calc`` is the loaded CHGNet model."""
     from ase import units
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
     from ase.md.nose_hoover_chain import NoseHooverChainThermostat
 
     s = _settings(settings, MD_BATCH_DEFAULTS, required=('n_steps', 'replicas'))
@@ -225,10 +296,9 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
     interval = int(s['frame_interval'])
     checkpoint_every = max(1, int(s['checkpoint_every']))
     thermostat_name = normalize_thermostat(s['thermostat'])
-    if thermostat_name != 'nose-hoover':
-        raise TaskError(
-            f'md_batch: thermostat {s["thermostat"]!r} is not batched; use nose-hoover (or task md)'
-        )
+    if thermostat_name not in THERMOSTATS:
+        raise TaskError(f'md_batch: unknown thermostat {s["thermostat"]!r}; known: {THERMOSTATS}')
+    langevin = thermostat_name == 'langevin'
     if interval < 1 or n_steps < 0 or timestep <= 0:
         raise TaskError('md_batch: need frame_interval >= 1, n_steps >= 0, timestep_fs > 0')
     walltime = None if s['walltime_s'] is None else float(s['walltime_s'])
@@ -257,17 +327,32 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
             r.atoms.set_momenta(restart[f'r{i}_momenta'])
             r.status = str(restart[f'r{i}_status'])
             r.message = str(restart[f'r{i}_message'])
-        # ASE's NoseHooverChainNVT with its defaults (tchain 3, tloop 1), as task md builds it
         r.masses = r.atoms.get_masses()[:, None]
-        r.thermostat = NoseHooverChainThermostat(
-            num_atoms_global=len(r.atoms),
-            masses=r.masses,
-            temperature_K=r.temperature,
-            tdamp=float(s['tdamp_fs']) * units.fs,
-        )
-        if restart is not None:
-            r.thermostat._eta[:] = restart[f'r{i}_nhc_eta']
-            r.thermostat._p_eta[:] = restart[f'r{i}_nhc_p_eta']
+        r.langevin = langevin
+        if langevin:  # as task md: ASE's Langevin, fixcm off, then a FixCom constraint
+            _, seed_langevin = np.random.SeedSequence(r.seed).spawn(2)
+            rng = np.random.default_rng(seed_langevin)
+            if restart is not None:
+                rng.bit_generator.state = json.loads(str(restart[f'r{i}_rng_state']))
+            r.thermostat = Langevin(
+                r.atoms,
+                timestep=dt,
+                temperature_K=r.temperature,
+                friction=float(s['friction_per_fs']) / units.fs,
+                fixcm=False,
+                rng=rng,
+            )
+            r.atoms.set_constraint(FixCom())
+        else:  # ASE's NoseHooverChainNVT with its defaults (tchain 3, tloop 1), as task md builds it
+            r.thermostat = NoseHooverChainThermostat(
+                num_atoms_global=len(r.atoms),
+                masses=r.masses,
+                temperature_K=r.temperature,
+                tdamp=float(s['tdamp_fs']) * units.fs,
+            )
+            if restart is not None:
+                r.thermostat._eta[:] = restart[f'r{i}_nhc_eta']
+                r.thermostat._p_eta[:] = restart[f'r{i}_nhc_p_eta']
         r.q = r.atoms.get_positions()
         r.p = r.atoms.get_momenta()
         r.last_step = start_step if restart is None else int(restart[f'r{i}_last_step'])
@@ -282,7 +367,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
     force_call = BatchedCHGNet(ctx.calc)
 
     def evaluate(group: list[_Replica]) -> None:
-        results = force_call([(r.atoms.cell, r.atoms.numbers, r.q) for r in group])
+        results = force_call([(r.atoms.cell, r.atoms.numbers, r.positions()) for r in group])
         for r, (energy, forces) in zip(group, results, strict=True):
             r.energy, r.forces = energy, forces
 
@@ -330,8 +415,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
             'temperature_K': np.float64(r.temperature),
             'frame_interval': np.int64(interval),
             'seed': np.int64(r.seed),
-            'nhc_eta': np.array(r.thermostat._eta),
-            'nhc_p_eta': np.array(r.thermostat._p_eta),
+            **r.thermostat_state(),
         }
 
     def checkpoint(step: int) -> None:
@@ -345,13 +429,15 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
             'task': np.str_('md_batch'),
             'step': np.int64(step),
             'names': np.array([r.name for r in replicas]),
+            'thermostat': np.str_(thermostat_name),
             'timestep_fs': np.float64(timestep),
             'tdamp_fs': np.float64(s['tdamp_fs']),
+            'friction_per_fs': np.float64(s['friction_per_fs']),
             'frame_interval': np.int64(interval),
         }
         for i, r in enumerate(replicas):
             snap = r.snapshot
-            for key in ('positions', 'momenta', 'numbers', 'cell', 'temperature_K', 'nhc_eta', 'nhc_p_eta'):
+            for key in state_keys:
                 data[f'r{i}_{key}'] = snap[key]
             data[f'r{i}_step'] = snap['step']
             data[f'r{i}_last_step'] = np.int64(r.last_step)
@@ -362,6 +448,14 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
             if r.active:
                 _write_restart(r.workdir / RESTART_FILE, r.snapshot)
 
+    state_keys = (
+        'positions',
+        'momenta',
+        'numbers',
+        'cell',
+        'temperature_K',
+        *_THERMOSTAT_KEYS[thermostat_name],
+    )
     status, message = 'ok', ''
     step = start_step
     step_times: list[float] = []
@@ -371,18 +465,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
         for r in replicas:  # a replica that blew up in an earlier segment keeps its last good checkpoint
             if not r.active and restart is not None:
                 i = replicas.index(r)
-                r.snapshot = {
-                    key: restart[f'r{i}_{key}']
-                    for key in (
-                        'positions',
-                        'momenta',
-                        'numbers',
-                        'cell',
-                        'temperature_K',
-                        'nhc_eta',
-                        'nhc_p_eta',
-                    )
-                }
+                r.snapshot = {key: restart[f'r{i}_{key}'] for key in state_keys}
                 r.snapshot['step'] = restart[f'r{i}_step']
         evaluate(active)
         for r in active:
@@ -401,15 +484,11 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
                 status, message = stop
                 break
             t0 = time.perf_counter()
-            for r in active:  # NoseHooverChainNVT.step up to the force call
-                r.p = r.thermostat.integrate_nhc(r.p, dt2)
-                r.p += dt2 * r.forces
-                r.q += dt * r.p / r.masses
+            for r in active:  # each replica's step up to the force call
+                r.first_half(dt, dt2)
             evaluate(active)  # one model call for every replica
             for r in active:
-                r.p += dt2 * r.forces
-                r.p = r.thermostat.integrate_nhc(r.p, dt2)
-                r.update_atoms()
+                r.second_half(dt2)
             step_times.append(time.perf_counter() - t0)
             step += 1
             for r in active:
@@ -477,7 +556,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
             'T_mean_K': float(temps.mean()) if len(temps) else None,
             'T_std_K': float(temps.std()) if len(temps) else None,
             'etotal_drift_eV_per_atom_ps': drift,
-            'etotal_drift_quantity': _CONSERVED_NAME,
+            'etotal_drift_quantity': _CONSERVED_NAME[thermostat_name],
             'seconds_per_step': per_step,
             'restart_written': r.status != 'unstable',
         }

@@ -46,37 +46,46 @@ class MlipEngine(Engine):
         return builder
 
     def get_md_batch_builder(
-        self, runs: dict[str, tuple[Any, float, int]], code, settings: dict[str, Any], **kwargs
+        self,
+        runs: dict[str, tuple[Any, float, int]],
+        code,
+        settings: dict[str, Any],
+        *,
+        calcjob: bool = False,
+        **kwargs,
     ):
-        """One ``superionic.mlip`` job of task ``md_batch`` for several MD runs (``md.batch``): ``runs`` maps
-        a run's name to its (cell, temperature K, seed); each run gets the md settings of
-        :meth:`get_builder`. One segment only: a batch is not continued after a wall-time stop, so
-        ``md.segment_steps`` and ``md.walltime_s`` are refused (:class:`InputError`)."""
+        """All the MD runs of a material as one job of task ``md_batch`` (``md.batch``): ``runs`` maps a run's
+        name to its (cell, temperature K, seed); each run gets the md settings of :meth:`get_builder`
+        (``md.segment_steps`` and ``md.walltime_s`` included: the batch stops as a whole).
+
+        The builder is that of ``superionic.mlip.base`` (the batch continued from its batch checkpoint over
+        as many queue slots as it needs, each run's segments stitched into its own trajectory), or with
+        ``calcjob=True`` that of one ``superionic.mlip`` job."""
         from aiida import orm
 
         from .calculation import MlipCalculation
+        from .workchain import MlipBaseWorkChain
 
-        md = settings['md']
-        for key in ('segment_steps', 'walltime_s'):
-            if md.get(key) is not None:
-                raise InputError(
-                    f'md.batch runs one segment: md.{key} (a continued batch) is not supported; '
-                    'leave it out, or set md.batch to false'
-                )
         if not runs:
             raise InputError('md.batch: no MD run to batch')
-        task_settings = _md_task_settings(md)
+        task_settings = _md_task_settings(settings['md'])
         task_settings['replicas'] = [
             {'name': name, 'temperature_K': float(temperature), 'seed': int(seed)}
             for name, (_, temperature, seed) in runs.items()
         ]
-        builder = MlipCalculation.get_builder()
-        builder.code = code
-        builder.replicas = {name: cell for name, (cell, _, _) in runs.items()}
-        builder.parameters = orm.Dict(
-            _parameters('md_batch', settings, int(settings.get('seed', 0)), task_settings)
-        )
-        _set_options(builder.metadata.options, settings, kwargs.get('options'))
+        parameters = orm.Dict(_parameters('md_batch', settings, int(settings.get('seed', 0)), task_settings))
+        cells = {name: cell for name, (cell, _, _) in runs.items()}
+        if calcjob:
+            builder = MlipCalculation.get_builder()
+            job = builder
+        else:
+            builder = MlipBaseWorkChain.get_builder()
+            builder.max_iterations = orm.Int(int(settings.get('max_iterations', 10)))
+            job = builder.mlip
+        job.code = code
+        job.replicas = cells
+        job.parameters = parameters
+        _set_options(job.metadata.options, settings, kwargs.get('options'))
         builder.metadata.label = 'md_batch'
         return builder
 

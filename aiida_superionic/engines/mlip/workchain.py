@@ -9,6 +9,12 @@ continues from its last structure.
 advancing the run* (its checkpoint is at a later step than the one it started from) is continued
 without using up an iteration, so a long run may take as many segments as it needs. A segment that
 stopped without advancing counts like any other failure, which bounds a loop that makes no progress.
+
+Task ``md_batch`` (several MD runs in one job, ``md.batch``) goes through the same loop: a batch stopped by
+its wall time / ``segment_steps`` or killed continues from its batch checkpoint, and each run's segments are
+stitched into its own trajectory (outputs ``replicas.NAME.{trajectory, results, restart}``). A run that
+blew up stays stopped in the batch (the others go on); a batch that ends with a blown-up run is not
+restarted with a smaller time step (that would change every run): it fails with ``ERROR_BATCH_UNSTABLE``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from ...calculations.functions import stitch_segments
 from ..builders import EngineStepBuilder
 from ..contract import declare_outputs
 from .calculation import MlipCalculation
+from .fileformat import MD_BATCH_TASK
 
 #: Smallest MD time step the unstable-run handler will go down to, fs.
 MIN_TIMESTEP_FS = 0.25
@@ -65,12 +72,27 @@ class MlipBaseWorkChain(EngineStepBuilder, BaseRestartWorkChain):
         spec.exit_code(
             350, 'ERROR_MD_GAVE_UP', message='the MD run stays unstable down to a {timestep} fs time step'
         )
+        spec.output_namespace(
+            'replicas',
+            valid_type=orm.Data,
+            dynamic=True,
+            required=False,
+            help='md_batch: per run, replicas.NAME.{trajectory (all segments stitched), results, restart}.',
+        )
         spec.exit_code(351, 'ERROR_STITCHING', message='the MD segments could not be stitched: {message}')
+        spec.exit_code(
+            352,
+            'ERROR_BATCH_UNSTABLE',
+            message='an MD run of the batch blew up ({message}); a batch is not restarted with a smaller time '
+            'step: run the material with md.batch false',
+        )
 
     def setup(self):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(MlipCalculation, 'mlip'))
         self.ctx.segments = []
+        #: md_batch: each run's trajectories of the finished segments, by run name
+        self.ctx.batch_segments = {}
         #: MD continuations that advanced the run: not failures, not counted against ``max_iterations``
         self.ctx.continuations = 0
 
@@ -102,9 +124,11 @@ class MlipBaseWorkChain(EngineStepBuilder, BaseRestartWorkChain):
 
     def results(self):
         node = self.ctx.children[self.ctx.iteration - 1]
-        complete = self._task() == 'md' and self.ctx.get('md_complete') == node.pk
+        complete = self._task() in ('md', MD_BATCH_TASK) and self.ctx.get('md_complete') == node.pk
         if not node.is_finished_ok and not complete:
             return super().results()  # reports the failure and returns the right exit code
+        if self._task() == MD_BATCH_TASK:
+            return self._batch_results(node, complete)
         if self._task() != 'md':
             for name in ('results', 'structure', 'elastic_tensor', 'phonon', 'force_constants', 'vacancy'):
                 if name in node.outputs:
@@ -121,6 +145,30 @@ class MlipBaseWorkChain(EngineStepBuilder, BaseRestartWorkChain):
         self.report(f'MD finished: {trajectory.n_frames} frames from {len(segments)} segment(s)')
         return None
 
+    def _batch_results(self, node, complete: bool):
+        """Each run of the batch: its segments stitched into one trajectory, its last results and restart."""
+        segments = {name: list(trajs) for name, trajs in self.ctx.batch_segments.items()}
+        if not complete:
+            _add_batch_segments(segments, node, _batch_names(self.ctx.inputs.parameters))
+        stitched = {}
+        for name in _batch_names(self.ctx.inputs.parameters):
+            if not segments.get(name):
+                return self.exit_codes.ERROR_STITCHING.format(message=f'run {name} has no frame')
+            try:
+                stitched[name] = stitch_segments(segments[name])
+            except Exception as exc:  # the calcfunction raised: report it as an exit code
+                return self.exit_codes.ERROR_STITCHING.format(message=f'run {name}: {exc}')
+        replicas = node.outputs.replicas if 'replicas' in node.outputs else {}
+        for name, trajectory in stitched.items():
+            self.out(f'replicas.{name}.trajectory', trajectory)
+            for port, output in (replicas.get(name) or {}).items():
+                if port in ('results', 'restart'):
+                    self.out(f'replicas.{name}.{port}', output)
+        self.out('results', node.outputs.results)
+        n_segments = max(len(s) for s in segments.values())
+        self.report(f'MD batch finished: {len(stitched)} runs from {n_segments} segment(s)')
+        return None
+
     @process_handler(
         priority=600,
         exit_codes=[
@@ -131,7 +179,11 @@ class MlipBaseWorkChain(EngineStepBuilder, BaseRestartWorkChain):
     def handle_md_interrupted(self, node):
         """Continue an interrupted MD segment from its last checkpoint; if that checkpoint is the run's
         last step, the run is complete (only its results file is missing) and ends with its frames."""
-        if 'trajectory' in node.outputs:
+        if self._task() == MD_BATCH_TASK:
+            segments = {name: list(trajs) for name, trajs in self.ctx.batch_segments.items()}
+            _add_batch_segments(segments, node, _batch_names(self.ctx.inputs.parameters))
+            self.ctx.batch_segments = segments
+        elif 'trajectory' in node.outputs:
             self.ctx.segments.append(node.outputs.trajectory)
         step = node.outputs.results['restart_step']
         n_steps = int(self.ctx.inputs.parameters['settings']['n_steps'])
@@ -154,7 +206,11 @@ class MlipBaseWorkChain(EngineStepBuilder, BaseRestartWorkChain):
 
     @process_handler(priority=590, exit_codes=MlipCalculation.exit_codes.ERROR_MD_UNSTABLE)
     def handle_md_unstable(self, node):
-        """Start the MD again with half the time step (and the same number of picoseconds)."""
+        """Start the MD again with half the time step (and the same number of picoseconds). Not for a batch:
+        its other runs did not blow up, and their trajectories would change."""
+        if self._task() == MD_BATCH_TASK:
+            message = node.outputs.results.get('message', '') if 'results' in node.outputs else ''
+            return ProcessHandlerReport(True, self.exit_codes.ERROR_BATCH_UNSTABLE.format(message=message))
         params = self.ctx.inputs.parameters.get_dict()
         settings = params['settings']
         dt = float(settings.get('timestep_fs', 2.0))
@@ -187,3 +243,18 @@ class MlipBaseWorkChain(EngineStepBuilder, BaseRestartWorkChain):
         self.ctx.inputs.structure = node.outputs.structure
         self.report(f'{node.process_label}<{node.pk}> did not converge: continuing from its last structure')
         return ProcessHandlerReport(do_break=True)
+
+
+def _batch_names(parameters) -> list[str]:
+    """The run names of an ``md_batch`` job's ``parameters``, in the batch's order."""
+    return [spec['name'] for spec in parameters['settings']['replicas']]
+
+
+def _add_batch_segments(segments: dict, node, names: list[str]) -> None:
+    """Append each run's trajectory of the ``md_batch`` job ``node`` to ``segments`` (run name -> list); a
+    run without frames in this job (it blew up in an earlier segment) gets none."""
+    replicas = node.outputs.replicas if 'replicas' in node.outputs else {}
+    for name in names:
+        outputs = replicas.get(name)  # an AttributeDict of the run's outputs
+        if outputs is not None and 'trajectory' in outputs:
+            segments.setdefault(name, []).append(outputs['trajectory'])

@@ -123,6 +123,20 @@ def _input_key(node) -> tuple:
     )
 
 
+def tree_outputs(root, skip=()) -> list:
+    """Every output a process of the tree made (but folders and remote paths, which name the job's
+    folder), as [process, link label, content hash], sorted: two runs of the same chain must agree."""
+    outputs = []
+    for node in [root, *_descendants(root)]:
+        if node.pk in skip:
+            continue
+        for link in node.base.links.get_outgoing(link_type=(LinkType.CREATE, LinkType.RETURN)).all():
+            if link.node.node_type.startswith(('data.core.remote', 'data.core.folder', 'data.core.singlefile')):
+                continue
+            outputs.append([node.process_label, link.link_label, link.node.base.caching.get_hash()])
+    return sorted(outputs)
+
+
 def audit(pk: int) -> dict:
     root = orm.load_node(pk)
     every = [n for (n,) in orm.QueryBuilder().append(orm.ProcessNode).all()]
@@ -204,6 +218,7 @@ def audit(pk: int) -> dict:
     linked_hashes = {orm.load_node(pk).base.caching.get_hash() for pk in linked}
     facts['unlinked_data'] = [pk for pk in unlinked if orm.load_node(pk).base.caching.get_hash() not in linked_hashes]
     facts['unlinked_copies'] = [pk for pk in unlinked if pk not in facts['unlinked_data']]
+    facts['outputs'] = tree_outputs(root, orphan_pks)
     facts['trajectories'] = (
         orm.QueryBuilder().append(orm.Data, filters={'node_type': {'like': '%trajectory%'}}).count()
     )
@@ -274,3 +289,11 @@ def reap(pidfile: Path) -> None:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+def probe_function(name: str):
+    """A function of the probe script, to run in this process (e.g. ``tree_outputs`` on a run of the test
+    profile, to compare with the probe's audit of a user's profile)."""
+    namespace = {'__name__': 'probe'}
+    exec(compile(PROBE, 'probe.py', 'exec'), namespace)
+    return namespace[name]

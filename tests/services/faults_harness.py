@@ -123,9 +123,21 @@ def _input_key(node) -> tuple:
     )
 
 
+def _content(node) -> str:
+    """A digest of what a data node holds: its type, its attributes with every UUID (a provenance
+    pointer, e.g. a trajectory's ``origin.retrieved``, different in every run) replaced, its files."""
+    import hashlib
+    import re
+
+    uuid = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}')
+    attributes = json.dumps(node.base.attributes.all, sort_keys=True, default=str)
+    text = '|'.join([node.node_type, uuid.sub('UUID', attributes), node.base.repository.hash()])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def tree_outputs(root, skip=()) -> list:
     """Every output a process of the tree made (but folders and remote paths, which name the job's
-    folder), as [process, link label, content hash], sorted: two runs of the same chain must agree."""
+    folder), as [process, link label, content digest], sorted: two runs of the same chain must agree."""
     outputs = []
     for node in [root, *_descendants(root)]:
         if node.pk in skip:
@@ -133,7 +145,7 @@ def tree_outputs(root, skip=()) -> list:
         for link in node.base.links.get_outgoing(link_type=(LinkType.CREATE, LinkType.RETURN)).all():
             if link.node.node_type.startswith(('data.core.remote', 'data.core.folder', 'data.core.singlefile')):
                 continue
-            outputs.append([node.process_label, link.link_label, link.node.base.caching.get_hash()])
+            outputs.append([node.process_label, link.link_label, _content(link.node)])
     return sorted(outputs)
 
 

@@ -15,12 +15,7 @@ writes the inputs the chain produced into the registry (the outputs stay the rea
 
 from __future__ import annotations
 
-import gzip
-import os
-import shutil
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,62 +31,7 @@ from aiida_superionic.workflows.steps import (
     RelaxWorkChain,
     VacancyWorkChain,
 )
-from tests.conftest import local_computer
-
-DATA = Path(__file__).parents[1] / 'data'
-RECORDINGS = DATA / 'aiida-vasp'
-REGISTRY = DATA / 'vasp-mock-registry'
-MOCK_VASP = Path(sys.executable).with_name('mock-vasp')
-RECORD = os.environ.get('SUPERIONIC_RECORD_MOCK') == '1'
-
-
-def _structure_of(vasprun: Path) -> orm.StructureData:
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        return orm.StructureData(pymatgen=Vasprun(str(vasprun), parse_potcar_file=False).initial_structure)
-
-
-@pytest.fixture
-def registry(tmp_path):
-    """The mock registry, assembled from ``inp/`` + the real recordings named in ``outputs.txt``."""
-    base = tmp_path / 'registry'
-    for case in sorted(p for p in REGISTRY.iterdir() if (p / 'outputs.txt').is_file()):
-        if not (case / 'inp').is_dir():
-            continue
-        shutil.copytree(case / 'inp', base / case.name / 'inp')
-        out = base / case.name / 'out'
-        out.mkdir()
-        for line in (case / 'outputs.txt').read_text().splitlines():
-            if not line.strip() or line.startswith('#'):
-                continue
-            name, source = line.split()
-            raw = (RECORDINGS / source).read_bytes()
-            (out / name).write_bytes(gzip.decompress(raw) if source.endswith('.gz') else raw)
-    return base
-
-
-@pytest.fixture
-def mock_code(registry, tmp_path):
-    computer = local_computer(f'localhost-vasp-{tmp_path.name}', tmp_path / 'work')
-    return orm.InstalledCode(
-        label='mock-vasp',
-        computer=computer,
-        filepath_executable=str(MOCK_VASP),
-        default_calc_job_plugin='vasp.vasp',
-        prepend_text=f'export MOCK_VASP_REG_BASE={registry}',
-    ).store()
-
-
-@pytest.fixture
-def potcar_family(tmp_path):
-    """aiida-vasp's dummy test POTCARs (1.111 everywhere: inputs only, mock-vasp never reads them) as
-    the protocol's family name."""
-    from aiida_vasp.data.potcar import PotcarData
-
-    source = tmp_path / 'potcars'
-    shutil.copytree(RECORDINGS / 'potcar_dummy', source)
-    PotcarData.upload_potcar_family(str(source), 'PBE.54', 'dummy test POTCARs', stop_if_existing=False)
-    return 'PBE.54'
+from tests.engines.conftest import RECORD, RECORDINGS, REGISTRY, _structure_of
 
 
 def _incar_of(node) -> dict[str, str]:

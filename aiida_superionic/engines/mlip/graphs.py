@@ -92,27 +92,32 @@ def neighbor_list(
     images_f = images.to(torch.float64)
     cart = wrapped[:, 0:1] * cell[0] + wrapped[:, 1:2] * cell[1] + wrapped[:, 2:3] * cell[2]
     shifts = images_f[:, 0:1] * cell[0] + images_f[:, 1:2] * cell[1] + images_f[:, 2:3] * cell[2]
+    shifts_sq = (shifts * shifts).sum(dim=1)
     r2 = cutoff * cutoff + NUMERICAL_TOL
+    # candidates from |d + s|^2 = |d|^2 + 2 d.s + |s|^2 (a matrix product, no (C, N, M, 3) tensor), with a
+    # margin far above its rounding error; each candidate is then measured exactly and elementwise
+    prefilter = r2 + 1e-6 * (1.0 + r2)
     chunk = max(1, _CHUNK_PAIRS // max(1, n_atoms * n_images))
-    centers, neighbors, image_idx, distances = [], [], [], []
+    centers, neighbors, image_idx = [], [], []
     for start in range(0, n_atoms, chunk):
         stop = min(n_atoms, start + chunk)
-        dc = (cart[None, :, :] - cart[start:stop, None, :])[:, :, None, :] + shifts  # (C, N, M, 3)
-        d2 = (dc * dc).sum(dim=-1)  # (C, N, M)
-        mask = d2 < r2
-        ci, nj, mk = torch.nonzero(mask, as_tuple=True)
-        ci = ci + start
-        dist = torch.sqrt(d2[ci - start, nj, mk])
-        keep = ~((ci == nj) & (dist <= NUMERICAL_TOL))  # the atom itself (pymatgen's exclude_self)
-        centers.append(ci[keep])
-        neighbors.append(nj[keep])
-        image_idx.append(mk[keep])
-        distances.append(dist[keep])
+        diff = cart[None, :, :] - cart[start:stop, None, :]  # (C, N, 3)
+        d2 = (diff * diff).sum(dim=-1)[:, :, None] + 2.0 * (diff @ shifts.T) + shifts_sq  # (C, N, M)
+        ci, nj, mk = torch.nonzero(d2 < prefilter, as_tuple=True)
+        centers.append(ci + start)
+        neighbors.append(nj)
+        image_idx.append(mk)
     center = torch.cat(centers)
     neighbor = torch.cat(neighbors)
-    distance = torch.cat(distances)
+    mk = torch.cat(image_idx)
+    vector = (cart[neighbor] - cart[center]) + shifts[mk]
+    d2 = (vector * vector).sum(dim=1)
+    dist = torch.sqrt(d2)
+    # pymatgen's test on the squared distance; the atom itself (exclude_self) is not its own neighbour
+    keep = (d2 < r2) & ~((center == neighbor) & (dist <= NUMERICAL_TOL))
+    center, neighbor, mk, distance = center[keep], neighbor[keep], mk[keep], dist[keep]
     # neighbour at wrapped[j] + n = frac[j] + (n - shift[j]); centre at wrapped[i] = frac[i] - shift[i]
-    image = images[torch.cat(image_idx)] - shift[neighbor] + shift[center]
+    image = images[mk] - shift[neighbor] + shift[center]
     return center, neighbor, image, distance, frac
 
 

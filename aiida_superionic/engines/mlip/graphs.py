@@ -1,7 +1,7 @@
 """CHGNet crystal graphs built with torch operations on the model's device.
 
-:func:`crystal_graph` makes the :class:`chgnet.graph.CrystalGraph` that CHGNet 0.3.0's own
-``CrystalGraphConverter`` makes for the same structure (same edges, images, pairing of directed edges and
+:func:`crystal_graph` makes the :class:`chgnet.graph.CrystalGraph` that CHGNet's own
+``CrystalGraphConverter`` (chgnet 0.4.2 with the 0.3.0 weights, as installed) makes for the same structure (same edges, images, pairing of directed edges and
 angle triplets; only the order of the edges differs), from torch tensors, with no pymatgen ``Structure``, no
 ``get_neighbor_list`` and no Python loop over atoms or edges. Everything runs on the device of the inputs
 (the GPU in production), so that the MD step of task ``md_batch`` stays on the device.
@@ -23,11 +23,12 @@ Conventions matched (``chgnet/graph/converter.py``, ``graph.py``, ``cygraph.pyx`
 * dtypes: ``int32`` indices, ``float32`` coordinates, lattice and images; ``atom_frac_coord`` and ``lattice``
   require grad (CHGNet differentiates through them for forces and stress).
 
-Distances are computed in float64 with elementwise operations, so that the two directions of one bond have
-bit-identical lengths (the pairing and the cutoff tests never disagree between them). The neighbour search
-is all pairs over the periodic images that can lie within the cutoff (``ceil(r |b_k|)`` images each way along
-lattice vector ``k``), vectorised and chunked over centre atoms to bound the memory; fine for the few
-hundred atoms of an MD cell, not meant for very large cells.
+The neighbour search is all pairs over the periodic images that can lie within the cutoff (``ceil(r |b_k|)``
+images each way along lattice vector ``k``), vectorised and chunked over centre atoms to bound the memory:
+candidates come from ``|d|^2 + 2 d.s + |s|^2`` (one matrix product) with a margin, then every candidate's
+distance is computed in float64 with elementwise operations, so that the two directions of one bond have
+bit-identical lengths (the pairing and the cutoff tests never disagree between them). Fine for the few
+hundred atoms of an MD cell (O(N^2 x images) work); not meant for very large cells.
 """
 
 from __future__ import annotations

@@ -341,7 +341,7 @@ def main(argv=None) -> int:
             line += (
                 f' ours {ours_rates[-1]:.3f} steps/s (runner wall {ours["wall_time_s"]:.2f} s, '
                 f'T_mean {ours["T_mean_K"]:.0f} K), peer {peer_rates[-1]:.3f} steps/s '
-                f'(wall {peer["outer_wall_s"]:.2f} s)'
+                f'(wall {peer["outer_wall_s"]:.2f} s)' + (',' if batch_rates else '')
             )
         # (c) batched task md_batch: warm-up, then timed, for each graph builder and replica count
         for n, graph in batch_rates:
@@ -353,8 +353,8 @@ def main(argv=None) -> int:
             finally:
                 sys.stdout = stdout
             batch_rates[n, graph].append(batch['replica_steps_per_s'])
-        line += ''.join(
-            f', batch x{n} graph {g} {rates[-1]:.3f} replica-steps/s' for (n, g), rates in batch_rates.items()
+        line += ','.join(
+            f' batch x{n} graph {g} {rates[-1]:.3f} replica-steps/s' for (n, g), rates in batch_rates.items()
         )
         print(line)
         sys.stdout.flush()

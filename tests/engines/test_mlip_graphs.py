@@ -282,3 +282,16 @@ def test_crystal_graphs_batch_with_model_cutoffs(model):
     for a, b in zip(batched, single, strict=True):
         np.testing.assert_allclose(a['e'], b['e'], atol=1e-5)
         np.testing.assert_allclose(a['f'], b['f'], atol=1e-4)
+
+
+def test_chunked_search_gives_the_same_graph(model, monkeypatch):
+    """The all-pairs search in many chunks of centre atoms (as for large cells) finds the same graph."""
+    from aiida_superionic.engines.mlip import graphs
+
+    atoms = lif_md_noise()
+    whole = torch_graph(model, atoms)
+    monkeypatch.setattr(graphs, '_CHUNK_PAIRS_CPU', 5000)  # 64 atoms x 27 images: 2 centres per chunk
+    chunked = torch_graph(model, atoms)
+    for name in ('atom_graph', 'neighbor_image', 'directed2undirected', 'undirected2directed', 'bond_graph'):
+        assert torch.equal(getattr(whole, name), getattr(chunked, name)), name
+    assert_same_graph(chunked, chgnet_graph(model, atoms))

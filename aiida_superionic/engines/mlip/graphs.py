@@ -42,8 +42,10 @@ __all__ = ('composition_formula', 'crystal_graph', 'crystal_graphs', 'neighbor_l
 
 #: pymatgen's ``numerical_tol`` as ``get_neighbor_list`` passes it (CHGNet's converter uses 1e-8)
 NUMERICAL_TOL = 1e-8
-#: at most this many (centre, neighbour, image) candidates per chunk of the all-pairs search
+#: at most this many (centre, neighbour, image) candidates per chunk of the all-pairs search: large chunks on a
+#: GPU (few kernel launches), cache-sized ones on a CPU (seen ~2x faster there for 216 atoms)
 _CHUNK_PAIRS = 1 << 22
+_CHUNK_PAIRS_CPU = 1 << 18
 
 
 def composition_formula(numbers) -> str:
@@ -98,7 +100,8 @@ def neighbor_list(
     # candidates from |d + s|^2 = |d|^2 + 2 d.s + |s|^2 (a matrix product, no (C, N, M, 3) tensor), with a
     # margin far above its rounding error; each candidate is then measured exactly and elementwise
     prefilter = r2 + 1e-6 * (1.0 + r2)
-    chunk = max(1, _CHUNK_PAIRS // max(1, n_atoms * n_images))
+    chunk_pairs = _CHUNK_PAIRS_CPU if device.type == 'cpu' else _CHUNK_PAIRS
+    chunk = max(1, chunk_pairs // max(1, n_atoms * n_images))
     centers, neighbors, image_idx = [], [], []
     for start in range(0, n_atoms, chunk):
         stop = min(n_atoms, start + chunk)

@@ -15,6 +15,14 @@ in one run.
     replicas of the same cell (``--replicas``; replica k at the benchmark temperature + 100 k K, seed + k):
     one ``CHGNet.predict_graph`` call per step for all replicas. Its ``seconds_per_step`` is the mean wall time
     of one batch step (all replicas); the rate printed is replica-steps/s = replicas / seconds_per_step.
+    ``--graphs cpu,device`` runs (c) once per graph builder (md_batch's setting ``graph``): CHGNet's
+    ``CrystalGraphConverter`` on the CPU, or :func:`~aiida_superionic.engines.mlip.graphs.crystal_graph`
+    (torch ops on the model's device).
+(d) graphs: the time to build one crystal graph of the benchmark cell with CHGNet's converter (pymatgen
+    ``Structure`` + ``CrystalGraphConverter``, as md_batch's ``graph: cpu``) and with ``crystal_graph`` on the
+    model's device (as ``graph: device``; CUDA synchronised before the clock stops), best and mean of
+    ``--graph-repeats`` calls each after one untimed call (wall time, and the process's CPU time, which
+    other jobs on a shared machine disturb less).
 
 All sides use the same loaded CHGNet 0.3.0 model object, the same structure, the same torch thread count and the
 same number of timed steps, each after an untimed warm-up of a few steps. The two sides alternate
@@ -23,6 +31,7 @@ same number of timed steps, each after an untimed warm-up of a few steps. The tw
     .venv/bin/python benchmarks/bench_md.py            # LiF 3x3x3 conventional, 216 atoms, 20 steps
     .venv/bin/python benchmarks/bench_md.py --quick    # LiF 2x2x2 conventional, 64 atoms, 10 steps
     .venv/bin/python benchmarks/bench_md.py --quick --replicas 1,2,4   # (c) with 1, 2 and 4 replicas (default)
+    .venv/bin/python benchmarks/bench_md.py --graphs cpu,device --replicas 1,4 --no-single   # (c) + (d) only
 """
 
 from __future__ import annotations
@@ -84,7 +93,7 @@ def run_ours(atoms, args, n_steps: int) -> dict:
     return results
 
 
-def run_batch(atoms, args, n_steps: int, n_replicas: int) -> dict:
+def run_batch(atoms, args, n_steps: int, n_replicas: int, graph: str = 'auto') -> dict:
     """One runner call (task md_batch, ``n_replicas`` copies of the cell) in a fresh temporary directory."""
     import ase.io
 
@@ -110,7 +119,7 @@ def run_batch(atoms, args, n_steps: int, n_replicas: int) -> dict:
             'model': 'chgnet-0.3.0',
             'device': args.device,
             'seed': args.seed,
-            'settings': {**settings, 'replicas': replicas},
+            'settings': {**settings, 'replicas': replicas, 'graph': graph},
         }
         (workdir / runner.INPUT_FILE).write_text(json.dumps(config))
         status, results = runner.run(workdir)
@@ -157,6 +166,52 @@ def run_peer(atoms, model, args, n_steps: int) -> dict:
     }
 
 
+def time_graphs(atoms, model, repeats: int) -> dict[str, list[float]]:
+    """(d) seconds per crystal graph of ``atoms``: CHGNet's converter (CPU) and ``crystal_graph`` (model device)."""
+    import torch
+    from pymatgen.core import Lattice, Structure
+
+    from aiida_superionic.engines.mlip.graphs import composition_formula, crystal_graph
+
+    device = next(model.parameters()).device
+    converter = model.graph_converter
+    formula = composition_formula(atoms.numbers)
+
+    def chgnet_graph():
+        structure = Structure(
+            Lattice(np.asarray(atoms.cell)), atoms.numbers, atoms.positions, coords_are_cartesian=True
+        )
+        return converter(structure).to(device)
+
+    def device_graph():
+        return crystal_graph(
+            torch.as_tensor(atoms.positions, dtype=torch.float64).to(device),
+            torch.as_tensor(np.asarray(atoms.cell), dtype=torch.float64).to(device),
+            torch.as_tensor(atoms.numbers).to(device),
+            atom_graph_cutoff=converter.atom_graph_cutoff,
+            bond_graph_cutoff=converter.bond_graph_cutoff,
+            composition=formula,
+        )
+
+    out = {}
+    for name, build in (('cpu', chgnet_graph), ('device', device_graph)):
+        build()  # untimed first call
+        times, cpu_times = [], []
+        for _ in range(repeats):
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            t0, c0 = time.perf_counter(), time.process_time()
+            graph = build()
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
+        out[name] = times
+        out[f'{name}_cpu'] = cpu_times
+        out[f'{name}_edges'] = [len(graph.atom_graph), len(graph.bond_graph)]
+    return out
+
+
 def load_average() -> str:
     try:
         return ' '.join(f'{x:.2f}' for x in os.getloadavg())
@@ -189,10 +244,21 @@ def main(argv=None) -> int:
         help="replica counts of the batched task md_batch, comma-separated ('' or 0: leave it out)",
     )
     parser.add_argument(
+        '--graphs',
+        default='auto',
+        help="md_batch graph builders for (c), comma-separated: auto (default), cpu (CHGNet's converter), "
+        'device (torch ops on the model device)',
+    )
+    parser.add_argument('--graph-repeats', type=int, default=5, help='timed graph builds per builder in (d)')
+    parser.add_argument('--no-single', action='store_true', help='leave out (a) and (b): only (c) and (d)')
+    parser.add_argument(
         '--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)'
     )
     args = parser.parse_args(argv)
     replica_counts = [int(x) for x in str(args.replicas).split(',') if x.strip() and int(x) > 0]
+    graph_modes = [x.strip() for x in str(args.graphs).split(',') if x.strip()]
+    if any(mode not in ('auto', 'cpu', 'device') for mode in graph_modes):
+        parser.error(f'--graphs: auto, cpu or device (got {args.graphs!r})')
     repeat_cell = args.repeat_cell or (2 if args.quick else 3)
     n_steps = args.steps or (10 if args.quick else 20)
 
@@ -233,49 +299,77 @@ def main(argv=None) -> int:
     print(f'  load average  : {load_average()} (other processes on the machine distort the timings)')
     sys.stdout.flush()
 
+    graph_times = time_graphs(atoms, model, args.graph_repeats)
+    for name, label in (
+        ('cpu', "CHGNet's CrystalGraphConverter (CPU)"),
+        ('device', f'crystal_graph ({device})'),
+    ):
+        times = graph_times[name]
+        n_edges, n_angles = graph_times[f'{name}_edges']
+        print(
+            f'  (d) graph     : {label}: best {1000 * min(times):.1f} ms, mean {1000 * statistics.mean(times):.1f} '
+            f'ms per {len(atoms)}-atom graph ({n_edges} edges, {n_angles} angles); process CPU time best '
+            f'{1000 * min(graph_times[name + "_cpu"]):.1f} ms'
+        )
+    sys.stdout.flush()
+
     ours_rates, peer_rates, ours_wall, peer_wall = [], [], [], []
-    batch_rates: dict[int, list[float]] = {n: [] for n in replica_counts}
+    batch_rates: dict[tuple[int, str], list[float]] = {
+        (n, g): [] for g in graph_modes for n in replica_counts
+    }
     devnull = open(os.devnull, 'w')
     for round_ in range(args.repeat):
-        # (a) runner: an untimed warm-up call, then a timed call from the same fresh start
         stdout = sys.stdout
-        sys.stdout = devnull  # the runner logs to stdout
-        try:
+        line = f'  round {round_ + 1}:'
+        if not args.no_single:
+            # (a) runner: an untimed warm-up call, then a timed call from the same fresh start
+            sys.stdout = devnull  # the runner logs to stdout
+            try:
+                if args.warmup:
+                    run_ours(atoms, args, args.warmup)
+                ours = run_ours(atoms, args, n_steps)
+            finally:
+                sys.stdout = stdout
+            ours_rates.append(1.0 / ours['seconds_per_step'])
+            ours_wall.append(ours['wall_time_s'])
+            # (b) peer: the same
             if args.warmup:
-                run_ours(atoms, args, args.warmup)
-            ours = run_ours(atoms, args, n_steps)
-        finally:
-            sys.stdout = stdout
-        ours_rates.append(1.0 / ours['seconds_per_step'])
-        ours_wall.append(ours['wall_time_s'])
-        # (b) peer: the same
-        if args.warmup:
-            run_peer(atoms, model, args, args.warmup)
-        peer = run_peer(atoms, model, args, n_steps)
-        peer_rates.append(1.0 / peer['seconds_per_step'])
-        peer_wall.append(peer['outer_wall_s'])
-        # (c) batched task md_batch: warm-up, then timed, for each replica count
-        for n in replica_counts:
+                run_peer(atoms, model, args, args.warmup)
+            peer = run_peer(atoms, model, args, n_steps)
+            peer_rates.append(1.0 / peer['seconds_per_step'])
+            peer_wall.append(peer['outer_wall_s'])
+            line += (
+                f' ours {ours_rates[-1]:.3f} steps/s (runner wall {ours["wall_time_s"]:.2f} s, '
+                f'T_mean {ours["T_mean_K"]:.0f} K), peer {peer_rates[-1]:.3f} steps/s '
+                f'(wall {peer["outer_wall_s"]:.2f} s)' + (',' if batch_rates else '')
+            )
+        # (c) batched task md_batch: warm-up, then timed, for each graph builder and replica count
+        for n, graph in batch_rates:
             sys.stdout = devnull
             try:
                 if args.warmup:
-                    run_batch(atoms, args, args.warmup, n)
-                batch = run_batch(atoms, args, n_steps, n)
+                    run_batch(atoms, args, args.warmup, n, graph)
+                batch = run_batch(atoms, args, n_steps, n, graph)
             finally:
                 sys.stdout = stdout
-            batch_rates[n].append(batch['replica_steps_per_s'])
-        print(
-            f'  round {round_ + 1}: ours {ours_rates[-1]:.3f} steps/s (runner wall {ours["wall_time_s"]:.2f} s, '
-            f'T_mean {ours["T_mean_K"]:.0f} K), peer {peer_rates[-1]:.3f} steps/s '
-            f'(wall {peer["outer_wall_s"]:.2f} s)'
-            + ''.join(f', batch x{n} {rates[-1]:.3f} replica-steps/s' for n, rates in batch_rates.items())
+            batch_rates[n, graph].append(batch['replica_steps_per_s'])
+        line += ','.join(
+            f' batch x{n} graph {g} {rates[-1]:.3f} replica-steps/s' for (n, g), rates in batch_rates.items()
         )
+        print(line)
         sys.stdout.flush()
 
-    best_ours, best_peer = max(ours_rates), max(peer_rates)
-    mean_ours, mean_peer = statistics.mean(ours_rates), statistics.mean(peer_rates)
     print()
     print(f'{"side":58s} {"best steps/s":>12s} {"mean steps/s":>12s} {"ms/step":>9s}')
+    for (n, g), rates in batch_rates.items():
+        label = f'(c) batched: task md_batch, {n} replica(s), graph {g}'
+        print(f'{label:58s} {max(rates):12.3f} {statistics.mean(rates):12.3f} {1000 / max(rates):9.1f}')
+    print('    (c) rates are replica-steps/s')
+    print(f'load average at the end: {load_average()}')
+    if args.no_single:
+        return 0
+    best_ours, best_peer = max(ours_rates), max(peer_rates)
+    mean_ours, mean_peer = statistics.mean(ours_rates), statistics.mean(peer_rates)
     print(
         f'{"(a) ours: runner task md, FastCHGNetCalculator (ef)":58s} {best_ours:12.3f} {mean_ours:12.3f} '
         f'{1000 / best_ours:9.1f}'
@@ -284,13 +378,11 @@ def main(argv=None) -> int:
         f'{"(b) peer: ASE NoseHooverChainNVT + CHGNetCalculator (efsm)":58s} {best_peer:12.3f} {mean_peer:12.3f} '
         f'{1000 / best_peer:9.1f}'
     )
-    for n, rates in batch_rates.items():
-        label = f'(c) batched: task md_batch, {n} replica(s), replica-steps/s'
-        print(f'{label:58s} {max(rates):12.3f} {statistics.mean(rates):12.3f} {1000 / max(rates):9.1f}')
     print(f'ratio ours/peer: {best_ours / best_peer:.2f}x (best), {mean_ours / mean_peer:.2f}x (mean)')
-    for n, rates in batch_rates.items():
+    for (n, g), rates in batch_rates.items():
         print(
-            f'ratio batched x{n} / ours: {max(rates) / best_ours:.2f}x (best, replica-steps/s over steps/s)'
+            f'ratio batched x{n} (graph {g}) / ours: {max(rates) / best_ours:.2f}x (best, replica-steps/s over '
+            'steps/s)'
         )
     print(
         f'atoms: {len(atoms)}; device: {device}; torch threads: {torch.get_num_threads()}; '
@@ -300,11 +392,11 @@ def main(argv=None) -> int:
         f'runner wall per timed call (start-up with cached model, I/O, {n_steps} steps): '
         f'{min(ours_wall):.2f} s; peer loop: {min(peer_wall):.2f} s'
     )
-    print(f'load average at the end: {load_average()}')
     print('note: steps/s is 1 / mean wall time of dyn.step() (one force call per step).')
     print(
-        'note: (c) is one predict_graph call per step for all replicas; graph building stays on the CPU, '
-        'one structure at a time. A GPU figure needs --device cuda on a GPU machine.'
+        'note: (c) is one predict_graph call per step for all replicas; graph cpu builds each graph with '
+        "CHGNet's converter on the CPU, graph device with torch ops on the model's device. A GPU figure needs "
+        '--device cuda on a GPU machine.'
     )
     return 0
 

@@ -417,3 +417,53 @@ def test_a_checkpoint_of_the_other_thermostat_is_refused(tmp_path, uninterrupted
     assert main(workdir) == 3
     results = json.loads((workdir / 'results.json').read_text())
     assert results['status'] == 'error' and 'thermostat' in results['message'], results['message']
+
+
+def test_device_graphs_agree_with_chgnet_converter_graphs(tmp_path, monkeypatch):
+    """graph: device (torch-built graphs, :mod:`.graphs`) against graph: cpu (CHGNet's own converter): the same
+    two-replica batch over 20 steps, the same trajectories to float rounding. The device run never calls
+    CHGNet's converter; the cpu run never builds a torch graph."""
+    from aiida_superionic.engines.mlip import graphs
+    from aiida_superionic.engines.mlip.models import _load_chgnet
+
+    model = _load_chgnet('0.3.0', 'cpu')
+    built, converted = [], []
+    original_graph, original_forward = graphs.crystal_graph, model.graph_converter.forward
+
+    def counting_graph(*args, **kwargs):
+        built.append(1)
+        return original_graph(*args, **kwargs)
+
+    def counting_forward(*args, **kwargs):
+        converted.append(1)
+        return original_forward(*args, **kwargs)
+
+    monkeypatch.setattr(graphs, 'crystal_graph', counting_graph)
+    monkeypatch.setattr(model.graph_converter, 'forward', counting_forward)
+    n_steps = 20
+    runs = {}
+    for mode in ('device', 'cpu'):
+        built.clear()
+        converted.clear()
+        settings = {**COMMON, 'n_steps': n_steps, 'graph': mode}
+        runs[mode] = run_dir(prepare_batch(tmp_path / mode, REPLICAS, settings))
+        assert runs[mode]['status'] == 'ok' and runs[mode]['last_step'] == n_steps
+        counts = (len(built), len(converted))
+        assert counts == ((2 * (n_steps + 1), 0) if mode == 'device' else (0, 2 * (n_steps + 1))), counts
+    for replica in REPLICAS:
+        a, b = (read_md_output(tmp_path / mode / 'replicas' / replica['name']) for mode in ('device', 'cpu'))
+        np.testing.assert_array_equal(a['steps'], b['steps'])
+        # seen on the CPU: 4e-7 / 1e-6 Å, 3e-8 / 1e-7 Å/fs, T_mean 3e-7 relative, drift 1e-5 eV/atom/ps
+        np.testing.assert_allclose(a['positions'], b['positions'], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(a['velocities'], b['velocities'], atol=1e-6, rtol=0)
+        ra, rb = (runs[mode]['replicas'][replica['name']] for mode in ('device', 'cpu'))
+        assert ra['T_mean_K'] == pytest.approx(rb['T_mean_K'], rel=1e-5)
+        assert ra['etotal_drift_eV_per_atom_ps'] == pytest.approx(rb['etotal_drift_eV_per_atom_ps'], abs=1e-4)
+        assert (runs['device']['graph'], runs['cpu']['graph']) == ('device', 'cpu')
+
+
+def test_unknown_graph_setting_is_one_error(tmp_path):
+    workdir = prepare_batch(tmp_path, REPLICAS[:1], {**COMMON, 'n_steps': 2, 'graph': 'gpu'})
+    assert main(workdir) == 3
+    results = json.loads((workdir / 'results.json').read_text())
+    assert results['status'] == 'error' and 'graph must be one of' in results['message'], results['message']

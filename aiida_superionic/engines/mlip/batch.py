@@ -14,12 +14,24 @@ loop, fourth-order Suzuki-Yoshida) per replica. Langevin (ASE's ``Langevin`` wit
 coefficients of an ASE ``Langevin`` object per replica and the replica's own random stream (the second child
 of ``SeedSequence(seed)``, as task ``md``), which draws ``xi`` then ``eta`` (N x 3 normals each) per step as
 ASE does. The same Maxwell-Boltzmann start for the same seed. A batch of one replica therefore reproduces
-task ``md`` step for step; a replica in a larger batch differs from its single run only by the rounding of
+task ``md`` step for step (with the same graph builder, below); a replica in a larger batch differs from its single run only by the rounding of
 the batched forward pass (none was seen with CHGNet 0.3.0 on the CPU).
+
+Crystal graphs (setting ``graph``)
+    ``device``  every replica's graph is built each step with torch operations on the model's device
+                (:mod:`.graphs`): the graph of CHGNet's converter (same edges, images, undirected pairing and
+                angle triplets, tested against it), in another edge order, so forces agree with ``cpu`` to
+                float32 rounding (~1e-5 eV/Å), not bit for bit.
+    ``cpu``     CHGNet's own ``CrystalGraphConverter`` (pymatgen neighbour list, C graph code) on the CPU, one
+                structure at a time, as task ``md``'s calculator: bit for bit task ``md``'s graph.
+    ``auto``    (default) ``device`` when the model runs on a GPU, where CHGNet's CPU converter is ~90 % of
+                an MD step; ``cpu`` when it runs on the CPU, so that a batch of one stays bit for bit task
+                ``md`` there (the tests' reference) and the rounding-level difference is opted into.
 
 Files, in the working directory
     ``aiida.json``        ``{"task": "md_batch", "model", "device", "seed", "settings"}``; settings are those of
-                          task ``md`` (``temperature_K`` per replica instead) plus ``replicas``: a list of
+                          task ``md`` (``temperature_K`` per replica instead) plus ``graph`` (above) and
+                          ``replicas``: a list of
                           ``{"name", "structure", "temperature_K", "seed"}`` (``structure``: an extxyz file in
                           the directory; ``seed`` defaults to the top-level seed).
     ``restart.npz``       optional: the batch checkpoint of an earlier segment; continue exactly from it
@@ -64,7 +76,7 @@ from .fileformat import REPLICAS_DIR, RESTART_FILE, RESULTS_FILE, TRAJECTORY_FIL
 
 __all__ = ('REPLICAS_DIR', 'BatchedCHGNet', 'task_md_batch')
 
-MD_BATCH_DEFAULTS = dict(MD_DEFAULTS)
+MD_BATCH_DEFAULTS = {**MD_DEFAULTS, 'graph': 'auto'}
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 _CONSERVED_NAME = {
     'nose-hoover': 'Nose-Hoover-chain conserved energy (ASE get_conserved_energy)',
@@ -77,17 +89,41 @@ _THERMOSTAT_KEYS = {'nose-hoover': ('nhc_eta', 'nhc_p_eta'), 'langevin': ('rng_s
 class BatchedCHGNet:
     """Energies and forces of several structures in one CHGNet forward pass.
 
-    Each structure becomes a crystal graph as in :class:`~.models.FastCHGNetCalculator` (a pymatgen
-    ``Structure`` from the cell, atomic numbers and unwrapped Cartesian positions); the list of graphs goes
-    through ``predict_graph(task='ef', batch_size=len(graphs))``: one model call. Energies are totals (CHGNet's
-    per-atom energy x N), forces in eV/Å.
+    ``graph='device'``: each structure's crystal graph is built with torch operations on the model's device
+    (:func:`.graphs.crystal_graph`: the graph of CHGNet's converter, edges in another order).
+    ``graph='cpu'``: CHGNet's own ``CrystalGraphConverter`` on the CPU, as :class:`~.models.FastCHGNetCalculator`
+    (a pymatgen ``Structure`` from the cell, atomic numbers and unwrapped Cartesian positions), then moved to
+    the device. The list of graphs goes through ``predict_graph(task='ef', batch_size=len(graphs))``: one model
+    call. Energies are totals (CHGNet's per-atom energy x N), forces in eV/Å.
     """
 
-    def __init__(self, model):
+    GRAPHS = ('auto', 'device', 'cpu')
+
+    def __init__(self, model, graph: str = 'auto'):
+        if graph not in self.GRAPHS:
+            raise TaskError(f'md_batch: graph must be one of {", ".join(self.GRAPHS)} (got {graph!r})')
         self.model = model
         self.device = next(model.parameters()).device
+        if graph == 'auto':  # see the module docstring: device graphs on a GPU, CHGNet's converter on a CPU
+            graph = 'cpu' if self.device.type == 'cpu' else 'device'
+        self.graph = graph
+        self._formulas: dict[tuple, str] = {}  # composition string per atomic-number sequence (metadata)
+
+    def _formula(self, numbers) -> str:
+        from .graphs import composition_formula
+
+        key = tuple(int(z) for z in numbers)
+        if key not in self._formulas:
+            self._formulas[key] = composition_formula(key)
+        return self._formulas[key]
 
     def graphs(self, systems):
+        if self.graph == 'device':
+            from .graphs import crystal_graphs
+
+            compositions = [self._formula(numbers) for _, numbers, _ in systems]
+            return crystal_graphs(systems, self.model, self.device, compositions)
+
         from pymatgen.core import Lattice, Structure
 
         return [
@@ -308,6 +344,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
     dt2 = dt / 2
     workdir = Path(ctx.workdir)
     specs = _replica_specs(s, workdir, ctx.seed)
+    force_call = BatchedCHGNet(ctx.calc, graph=str(s['graph']).strip().lower())
 
     replicas = []
     for spec in specs:
@@ -358,13 +395,11 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
         r.last_step = start_step if restart is None else int(restart[f'r{i}_last_step'])
         r.first_frame_step = 0 if restart is None else _next_frame_step(start_step, interval)
     _log(
-        f'md_batch: {len(replicas)} replicas ('
+        f'md_batch: {len(replicas)} replicas, graphs built by {force_call.graph} ('
         + ', '.join(f'{r.name}: {len(r.atoms)} atoms, {r.temperature:g} K' for r in replicas)
         + ')'
         + ('' if restart is None else f'; restarting from step {start_step} of {n_steps}')
     )
-
-    force_call = BatchedCHGNet(ctx.calc)
 
     def evaluate(group: list[_Replica]) -> None:
         results = force_call([(r.atoms.cell, r.atoms.numbers, r.positions()) for r in group])
@@ -567,6 +602,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
     n_atoms_total = sum(len(r.atoms) for r in replicas)
     results = {
         'n_replicas': len(replicas),
+        'graph': force_call.graph,
         'n_atoms_total': n_atoms_total,
         'first_step': start_step,
         'last_step': step,

@@ -1,6 +1,7 @@
 """The package's import graph, read from the source with ``ast`` (every import, at module level or inside
-a function): no import circles, the engine contract imports no concrete engine, and the VASP engine's
-modules import one way (engine -> work chains -> input helpers)."""
+a function): no import circles, the engine contract imports no concrete engine, the VASP engine's
+modules import one way (engine -> work chains -> input helpers), and no CLI command module imports
+another."""
 
 from __future__ import annotations
 
@@ -163,3 +164,28 @@ def test_mlip_runner_modules_import_one_way():
         assert f'{mlip}.fileformat' in inside, aiida_side
         assert not inside - {f'{mlip}.fileformat', f'{mlip}.output'}, aiida_side
     assert {m for m in graph[f'{mlip}.output'] if m.startswith(mlip)} == {f'{mlip}.fileformat'}
+
+
+def commands_importing_commands(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """``cmd_*`` modules of the CLI that import another ``cmd_*`` module."""
+    cli = 'aiida_superionic.cli.cmd_'
+    return {
+        name: sorted(m for m in imported if m.startswith(cli))
+        for name, imported in graph.items()
+        if name.startswith(cli) and any(m.startswith(cli) for m in imported)
+    }
+
+
+def test_no_command_module_imports_another():
+    """A helper that several commands use lives in a shared module (``cli/records.py``, ``cli/profile.py``,
+    ``cli/options.py``, ...), not in one command's module: each ``cmd_*.py`` can change alone."""
+    planted = {
+        'aiida_superionic.cli.cmd_a': {'aiida_superionic.cli.cmd_b', 'aiida_superionic.cli.records'},
+        'aiida_superionic.cli.cmd_b': {'aiida_superionic.cli.records'},
+    }
+    assert commands_importing_commands(planted) == {
+        'aiida_superionic.cli.cmd_a': ['aiida_superionic.cli.cmd_b']
+    }
+    graph = import_graph()
+    assert 'aiida_superionic.cli.records' in graph['aiida_superionic.cli.cmd_import']
+    assert commands_importing_commands(graph) == {}

@@ -4,7 +4,7 @@ Nothing here imports AiiDA; the provenance layer wraps these functions in calcfu
 """
 
 from .arrhenius import arrhenius, nernst_einstein_conductivity
-from .diffusion import einstein_fit, msd_direct, msd_sum_fft
+from .diffusion import einstein_fit, msd_sum_fft
 from .elastic import elastic_descriptors
 from .structure import structure_descriptors
 from .trajectory import analyze_trajectory, nearest_neighbour_distances, unwrap
@@ -16,7 +16,6 @@ __all__ = [
     'dos_descriptors',
     'einstein_fit',
     'elastic_descriptors',
-    'msd_direct',
     'msd_sum_fft',
     'nearest_neighbour_distances',
     'nernst_einstein_conductivity',

@@ -49,11 +49,6 @@ def atomic_masses(symbols: Sequence[str]) -> np.ndarray:
         raise InputError(f'unknown chemical symbol {exc.args[0]!r}') from None
 
 
-def check_species(symbols: Sequence[str]) -> None:
-    """Raise :class:`InputError` for symbols that are not chemical elements."""
-    atomic_masses(sorted(set(symbols)))
-
-
 def iter_chunks(indices: np.ndarray, size: int = ATOM_CHUNK):
     """Yield successive slices of ``indices`` of at most ``size`` items."""
     for start in range(0, len(indices), size):

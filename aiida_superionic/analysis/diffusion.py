@@ -70,15 +70,6 @@ def msd_sum_fft(x: np.ndarray, max_lag: int) -> np.ndarray:
     return msd_sum_fft_t(np.ascontiguousarray(np.moveaxis(np.asarray(x, dtype=float), 0, -1)), max_lag)
 
 
-def msd_direct(x: np.ndarray, max_lag: int) -> np.ndarray:
-    """Reference O(N^2) evaluation of eq 3 (mean over atoms and all time origins); for tests."""
-    out = np.zeros(max_lag + 1)
-    for m in range(1, max_lag + 1):
-        d = x[m:] - x[:-m]
-        out[m] = np.mean(np.sum(d * d, axis=-1))
-    return out
-
-
 @dataclass(frozen=True)
 class EinsteinFit:
     """Result of the linear fit MSD(tau) = a + 6 D tau over a lag window."""

@@ -13,6 +13,7 @@ import numpy as np
 from ..exceptions import InputError
 from . import options
 from .progress import StderrProgress
+from .records import format_D
 from .root import cmd_root
 
 
@@ -43,23 +44,6 @@ VIB_ROWS = (
     ('S_vib_kB_atom', 'S_vib', 'k_B/atom'),
     ('debye_temperature_K', 'θ_D', 'K'),
 )
-
-
-def format_D(d: dict[str, Any], short: bool = False) -> str:
-    """The D line of the table: value ± standard error, or the upper bound of a D not resolved from zero.
-
-    ``short``: only the value (or the bound), without the fit details and the raw fit of an unresolved D.
-    """
-    fit = (
-        f'Einstein fit {d["fit_window_ps"][0]:.4g}-{d["fit_window_ps"][1]:.4g} ps, '
-        f'error from {d["n_mobile"]} per-ion slopes'
-    )
-    raw = f'{_fmt(d["D_cm2_s"])} ± {_fmt(d["D_stderr_cm2_s"], ".2g")}'
-    if d.get('D_resolved', True):
-        return f'{raw} cm²/s' if short else f'{raw} cm²/s   ({fit})'
-    bound = d.get('D_upper_bound_cm2_s')
-    head = 'not resolved from zero' + (f': D < {bound:.2g} cm²/s' if bound is not None else '')
-    return head if short else f'{head} (max(D,0) + 2σ)   (raw fit {raw} cm²/s; {fit})'
 
 
 def format_table(result: dict[str, Any], source: str) -> str:

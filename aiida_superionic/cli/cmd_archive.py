@@ -10,43 +10,6 @@ from ..exceptions import InputError
 from .root import cmd_root
 
 
-def load_archive_profile(path: Path):
-    """Load an archive file as a read-only profile (aiida-core's ``core.sqlite_zip`` storage): query it
-    without importing anything.
-
-    The database is read here, once, before any query: aiida-core only extracts it from the zip (and
-    checks its CRC-32) at the first query, so a damaged archive would otherwise fail in the middle of the
-    command with a traceback. A damaged repository file is never read by the table, so it is no error."""
-    import zipfile
-
-    from aiida import load_profile, orm
-    from aiida.common.exceptions import CorruptStorage, IncompatibleStorageSchema, UnreachableStorage
-    from aiida.storage.sqlite_zip.backend import SqliteZipBackend
-    from sqlalchemy.exc import SQLAlchemyError
-
-    if not path.is_file():
-        raise InputError(f'no archive file {path}')
-    try:
-        profile = SqliteZipBackend.create_profile(path)
-        loaded = load_profile(profile, allow_switch=True)
-        from aiida.manage import get_manager
-
-        get_manager().get_profile_storage().get_session()  # extracts the database: CRC checked here
-        orm.QueryBuilder().append(orm.Node).count()  # and reads it
-    except (
-        CorruptStorage,
-        IncompatibleStorageSchema,
-        UnreachableStorage,
-        OSError,
-        ValueError,
-        zipfile.BadZipFile,
-        SQLAlchemyError,
-    ) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f'{path} is not a readable AiiDA archive: {first}') from None
-    return loaded
-
-
 @cmd_root.command('export')
 @click.argument('group_label', metavar='GROUP')
 @click.argument('archive', type=click.Path(dir_okay=False, path_type=Path))

@@ -12,7 +12,7 @@ from ..exceptions import InputError
 from . import options
 from .launch import check_daemon
 from .progress import StderrProgress
-from .records import record_of
+from .records import format_D, record_of
 from .root import cmd_root
 from .structures import read_structure
 from .validation import check_label
@@ -194,8 +194,6 @@ def cmd_import_md(
     if not node.is_finished_ok:
         raise InputError(f'ImportMDWorkChain<{node.pk}> failed: {node.exit_message or node.process_state}')
     record = outputs['record']
-    from .cmd_analyze import format_D
-
     click.echo(
         f'done: trajectory {outputs["trajectory"].pk}, record {record.pk} '
         f'(D: {format_D(outputs["diffusion"].get_dict(), short=True)}); `aiida-superionic show {record.pk}` prints it'

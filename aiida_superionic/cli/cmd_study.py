@@ -62,12 +62,10 @@ def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path
     stoichiometry, one column per descriptor (NaN: not computed). Prints a summary (with --full the
     paper's 54 descriptors in Table 1's order); --csv writes every column: the 54, then the extras."""
     from ..study import descriptor_table
-    from .profile import load_profile
+    from .profile import load_archive_profile, load_profile
 
     window = _window(tmin, tmax, all_temperatures)
     if archive is not None:
-        from .cmd_archive import load_archive_profile
-
         load_archive_profile(archive)
     else:
         load_profile(ctx)

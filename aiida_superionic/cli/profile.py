@@ -1,6 +1,9 @@
-"""Loading the AiiDA profile for the commands that use the database."""
+"""Loading the AiiDA profile for the commands that use the database: the configured one, or an archive file
+read as a read-only profile."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -36,3 +39,40 @@ def load_profile(ctx: click.Context | None = None):
         known = ', '.join(names) if names else 'none'
         raise InputError(f'unknown AiiDA profile {name!r} (profiles: {known})')
     return aiida_load_profile(name, allow_switch=True)
+
+
+def load_archive_profile(path: Path):
+    """Load an archive file as a read-only profile (aiida-core's ``core.sqlite_zip`` storage): query it
+    without importing anything.
+
+    The database is read here, once, before any query: aiida-core only extracts it from the zip (and
+    checks its CRC-32) at the first query, so a damaged archive would otherwise fail in the middle of the
+    command with a traceback. A damaged repository file is never read by the table, so it is no error."""
+    import zipfile
+
+    from aiida import load_profile, orm
+    from aiida.common.exceptions import CorruptStorage, IncompatibleStorageSchema, UnreachableStorage
+    from aiida.storage.sqlite_zip.backend import SqliteZipBackend
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not path.is_file():
+        raise InputError(f'no archive file {path}')
+    try:
+        profile = SqliteZipBackend.create_profile(path)
+        loaded = load_profile(profile, allow_switch=True)
+        from aiida.manage import get_manager
+
+        get_manager().get_profile_storage().get_session()  # extracts the database: CRC checked here
+        orm.QueryBuilder().append(orm.Node).count()  # and reads it
+    except (
+        CorruptStorage,
+        IncompatibleStorageSchema,
+        UnreachableStorage,
+        OSError,
+        ValueError,
+        zipfile.BadZipFile,
+        SQLAlchemyError,
+    ) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f'{path} is not a readable AiiDA archive: {first}') from None
+    return loaded

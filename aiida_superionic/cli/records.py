@@ -1,5 +1,7 @@
 """The descriptor records as the commands find and print them (``show``, ``import-md``, ``submit``,
-``study``): the record of a node, the records a PK/UUID/label names, and the table of records."""
+``study``, ``analyze``): the record of a node, the records a PK/UUID/label names, the table of records, and
+the D line of a diffusion result. The helpers that more than one command uses live here or in
+:mod:`.profile`: no ``cmd_*`` module imports another (tests/test_import_graph.py)."""
 
 from __future__ import annotations
 
@@ -107,3 +109,26 @@ def record_of(node):
     qb.order_by({orm.Dict: {'id': 'desc'}})
     found = qb.first()
     return found[0] if found else None
+
+
+def _number(value: Any, spec: str = '.4g') -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return 'n/a'
+    return format(value, spec)
+
+
+def format_D(d: dict[str, Any], short: bool = False) -> str:
+    """The D line of the table: value ± standard error, or the upper bound of a D not resolved from zero.
+
+    ``short``: only the value (or the bound), without the fit details and the raw fit of an unresolved D.
+    """
+    fit = (
+        f'Einstein fit {d["fit_window_ps"][0]:.4g}-{d["fit_window_ps"][1]:.4g} ps, '
+        f'error from {d["n_mobile"]} per-ion slopes'
+    )
+    raw = f'{_number(d["D_cm2_s"])} ± {_number(d["D_stderr_cm2_s"], ".2g")}'
+    if d.get('D_resolved', True):
+        return f'{raw} cm²/s' if short else f'{raw} cm²/s   ({fit})'
+    bound = d.get('D_upper_bound_cm2_s')
+    head = 'not resolved from zero' + (f': D < {bound:.2g} cm²/s' if bound is not None else '')
+    return head if short else f'{head} (max(D,0) + 2σ)   (raw fit {raw} cm²/s; {fit})'

@@ -100,13 +100,3 @@ class MDTrajectoryData(ArrayData):
 
     def get_velocities(self) -> np.ndarray | None:
         return self.get_array('velocities') if 'velocities' in self.get_arraynames() else None
-
-    def to_trajectory(self) -> Trajectory:
-        """The in-memory :class:`~aiida_superionic.io.Trajectory` (reads the arrays once)."""
-        return Trajectory(
-            positions=self.get_positions(),
-            cell=self.cell,
-            symbols=self.symbols,
-            velocities=self.get_velocities(),
-            metadata={'origin': self.origin, 'pk': self.pk},
-        )

@@ -18,8 +18,6 @@ __all__ = (
     'family_fractions',
     'fast_run_plan',
     'materials',
-    'rst_plan_table',
-    'rst_table',
     'stored_fast_plan',
 )
 
@@ -166,58 +164,3 @@ def fast_run_plan(budget_s: float = 7200.0, steps_per_s_216: float = STEPS_PER_S
         'excluded_for_time': [r['name'] for r in rows if not r['included']],
         'estimated_total_s': round(spent, 1),
     }
-
-
-def rst_table() -> str:
-    """The reference set as a reStructuredText list-table (the docs page holds exactly this text)."""
-    lines = [
-        '.. list-table:: The reference set (``aiida_superionic/reference/index.yaml``)',
-        '   :header-rows: 1',
-        '   :widths: 12 8 14 8 10 48',
-        '',
-        '   * - Material',
-        '     - Family',
-        '     - Space group',
-        '     - Mobile',
-        '     - ρ (g/cm³)',
-        '     - Reference',
-    ]
-    for e in materials():
-        ref = e['reference'] + (f', doi:{e["doi"]}' if e.get('doi') else '')
-        lines += [
-            f'   * - {e["name"]} ({e["structure_type"]})',
-            f'     - {e["family"]}',
-            f'     - ``{e["space_group"]}`` ({e["space_group_number"]})',
-            f'     - {e["mobile"]}',
-            f'     - {e["density_g_cm3"]:.3f}',
-            f'     - {ref}',
-        ]
-    return '\n'.join(lines) + '\n'
-
-
-def rst_plan_table() -> str:
-    """The stored fast-protocol plan as a reStructuredText list-table (the docs page holds this text)."""
-    plan = stored_fast_plan()
-    lines = [
-        f'.. list-table:: Fast protocol on 2 CPU cores: budget {plan["budget_s"]:.0f} s at '
-        f'{plan["steps_per_s_216"]} MD steps/s for 216 atoms; estimated total of the included '
-        f'{plan["estimated_total_s"]:.0f} s',
-        '   :header-rows: 1',
-        '',
-        '   * - Material',
-        '     - MD supercell of the CIF cell',
-        '     - MD atoms',
-        '     - Estimated s',
-        '     - In the 2 h run',
-    ]
-    for name, cell in plan['cells'].items():
-        reps = ' × '.join(str(n) for n in cell['md_supercell'])
-        included = 'yes' if name in plan['included'] else 'no (time)'
-        lines += [
-            f'   * - {name}',
-            f'     - {reps}',
-            f'     - {cell["md_atoms"]}',
-            f'     - {cell["estimated_s"]:.0f}',
-            f'     - {included}',
-        ]
-    return '\n'.join(lines) + '\n'

@@ -61,20 +61,20 @@ def test_vacancy_node_keeps_every_site_class(mlip_code):
 def test_md_walltime_segments_are_continued_and_stitched(mlip_code, lif_md_reference):
     """A walltime-limited MD run continues from its checkpoints; the stitched trajectory equals an
     uninterrupted run of the same seed (conftest ``lif_md_reference``), frame for frame."""
-    # segments of 50 steps: each stops like a wall-time stop (a checkpoint at that step, status walltime)
+    # segments of 25 steps: each stops like a wall-time stop (a checkpoint at that step, status walltime)
     interrupted = lif_md_builder(mlip_code)
     params = interrupted.mlip.parameters.get_dict()
-    params['settings']['segment_steps'] = 50
+    params['settings']['segment_steps'] = 25
     interrupted.mlip.parameters = orm.Dict(params)
     interrupted.max_iterations = orm.Int(20)
     outputs, node = run_get_node(interrupted)
     assert node.is_finished_ok, node.exit_message
     calcs = [c for c in node.called if isinstance(c, orm.CalcJobNode)]
-    assert len(calcs) == 4  # 50 + 50 + 50 + 10 steps
+    assert len(calcs) == 4  # 25 + 25 + 25 + 5 steps
     assert [c.exit_status for c in calcs[:-1]] == [401] * (len(calcs) - 1)
     stitched = outputs['trajectory']
     expected = lif_md_reference
-    np.testing.assert_array_equal(stitched.get_array('steps'), np.arange(0, 161, 4))
+    np.testing.assert_array_equal(stitched.get_array('steps'), np.arange(0, 81, 4))
     np.testing.assert_allclose(stitched.get_positions(), expected.get_positions(), atol=1e-5)
     np.testing.assert_allclose(stitched.get_velocities(), expected.get_velocities(), atol=1e-6)
     assert stitched.creator.process_label == 'stitch_trajectories'

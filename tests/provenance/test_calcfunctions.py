@@ -18,7 +18,7 @@ from aiida_superionic.calculations.functions import (
     compute_elastic_descriptors,
     fit_arrhenius,
 )
-from aiida_superionic.cli.cmd_show import format_records
+from aiida_superionic.cli.records import format_records
 from aiida_superionic.data import MDTrajectoryData
 from aiida_superionic.descriptors import DESCRIPTORS
 from aiida_superionic.io import Trajectory, read_xdatcar

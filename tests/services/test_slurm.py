@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from tests.conftest import LIF_MD, RUNNER, lif_md_builder, load_mlip_code
+from tests.engines.test_vasp_mock import potcar_family, registry  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = ROOT / '.ci' / 'slurm-cluster'
@@ -73,21 +74,24 @@ def slurm_cluster():
             pytrace=False,
         )
     if os.geteuid() != 0:
-        pytest.fail('the Slurm tests start munged, slurmctld, slurmd and sshd as root: run them as root', pytrace=False)
+        pytest.fail(
+            'the Slurm tests start munged, slurmctld, slurmd and sshd as root: run them as root',
+            pytrace=False,
+        )
     directory = Path(tempfile.mkdtemp(prefix='superionic-slurm-', dir='/tmp'))
     ports = [_free_port() for _ in range(3)]
     started = _cluster('start', str(directory), *map(str, ports))
     if started.returncode != 0:
         _cluster('stop', str(directory))
-        logs = ''.join(f'\n--- {p.name}\n{p.read_text()[-2000:]}' for p in sorted((directory / 'log').glob('*')))
+        logs = ''.join(
+            f'\n--- {p.name}\n{p.read_text()[-2000:]}' for p in sorted((directory / 'log').glob('*'))
+        )
         pytest.fail(f'the test cluster did not start: {started.stderr}{logs}', pytrace=False)
     conf = directory / 'slurm' / 'slurm.conf'
     previous = os.environ.get('SLURM_CONF')
     os.environ['SLURM_CONF'] = str(conf)  # for scontrol / scancel / squeue run by the tests
     try:
-        yield SimpleNamespace(
-            dir=directory, ssh_port=ports[0], key=directory / 'ssh' / 'id_test', conf=conf
-        )
+        yield SimpleNamespace(dir=directory, ssh_port=ports[0], key=directory / 'ssh' / 'id_test', conf=conf)
     finally:
         if previous is None:
             os.environ.pop('SLURM_CONF', None)
@@ -282,9 +286,9 @@ def test_material_chain_through_slurm_equals_direct(slurm_code, li3n_fast):
 
 # ----------------------------------------------------------------- killed by Slurm: time limit, scancel, down
 
-#: The run that Slurm's time limit kills: LiF as ``LIF_MD`` but long enough (about 2 minutes on one
-#: quiet core) to outlast a one-minute limit (Slurm enforces it within 30 s after the minute).
-LIF_MD_LONG = {**LIF_MD, 'n_steps': 1600, 'frame_interval': 20, 'checkpoint_every': 10}
+#: The run that Slurm's time limit kills: LiF as ``LIF_MD`` but long enough to outlast a one-minute limit
+#: (Slurm enforces it within 30 s after the minute): about 2 minutes of MD on one quiet core.
+LIF_MD_LONG = {**LIF_MD, 'n_steps': 800, 'frame_interval': 10, 'checkpoint_every': 5}
 
 
 def _lif_long_builder(code):
@@ -300,43 +304,52 @@ def _lif_long_builder(code):
     )
 
 
+def _run_together(*builders):
+    """Run the processes of ``builders`` side by side in this interpreter's runner (one event loop); returns
+    their nodes once all have terminated."""
+    import asyncio
+
+    from aiida.manage import get_manager
+
+    runner = get_manager().get_runner()
+    nodes = [runner.submit(builder) for builder in builders]
+    while not all(node.is_terminated for node in nodes):
+        runner.loop.run_until_complete(asyncio.sleep(0.5))
+    return nodes
+
+
 def test_md_job_killed_at_slurm_time_limit_continues_exactly(slurm_code):
     """An MD job with ``--time`` of one minute: Slurm kills it (state TIMEOUT, its message in the job's
     stderr); the CalcJob ends with ERROR_WALLTIME at its last checkpoint, the restart work chain continues
     from that checkpoint, and the stitched trajectory equals an uninterrupted run of the same seed (on
-    ``core.direct``) frame for frame."""
-    from aiida import orm
-    from aiida.engine import run_get_node
-
+    ``core.direct``, run at the same time) frame for frame."""
     builder = _lif_long_builder(slurm_code)
     builder.mlip.metadata.options.max_wallclock_seconds = 60
     started = time.monotonic()
-    outputs, node = run_get_node(builder)
+    node, reference = _run_together(builder, _lif_long_builder(load_mlip_code()))
     elapsed = time.monotonic() - started
     assert node.is_finished_ok, node.exit_message
-    calcs = _calcs(node)
-    first, rest = calcs[0], calcs[1:]
+    first, *rest = _calcs(node)
     assert '#SBATCH --time=00:01:00' in first.base.repository.get_object_content('_aiidasubmit.sh')
     stderr = first.outputs.retrieved.base.repository.get_object_content('_scheduler-stderr.txt')
-    assert 'DUE TO TIME LIMIT' in stderr, stderr
-    assert first.exit_status == orm.load_node(first.pk).process_class.exit_codes.ERROR_WALLTIME.status
+    assert 'DUE TO TIME LIMIT' in stderr, (
+        f'Slurm did not kill the job at its time limit (the run took {elapsed:.0f} s): {stderr[-500:]}'
+    )
+    assert first.exit_status == first.process_class.exit_codes.ERROR_WALLTIME.status, first.exit_message
     assert first.outputs.results['status'] == 'walltime'
     checkpoint = first.outputs.results['restart_step']
     assert 0 < checkpoint < LIF_MD_LONG['n_steps']
     assert rest and rest[0].inputs.restart.uuid == first.outputs.restart.uuid
-    assert rest[0].outputs.results['first_step'] == checkpoint
-    assert [c.exit_status for c in rest][-1] == 0
+    assert rest[0].outputs.results['restart_from_step'] == checkpoint
+    assert rest[-1].exit_status == 0
     _assert_nothing_half_stored(first)
-
-    _, reference = run_get_node(_lif_long_builder(load_mlip_code()))
     assert reference.is_finished_ok and len(_calcs(reference)) == 1
     _assert_stitched_equals(
-        outputs['trajectory'],
+        node.outputs.trajectory,
         reference.outputs.trajectory,
         LIF_MD_LONG['n_steps'],
         LIF_MD_LONG['frame_interval'],
     )
-    print(f'time-limit run through Slurm: {elapsed:.0f} s, {len(calcs)} jobs')
 
 
 def test_md_job_cancelled_with_scancel_continues_from_its_checkpoint(slurm_code, lif_md_reference):
@@ -344,7 +357,9 @@ def test_md_job_cancelled_with_scancel_continues_from_its_checkpoint(slurm_code,
     ERROR_MD_INCOMPLETE (status ``killed``) and only whole outputs; the restart work chain (and so the
     material chain) continues from the checkpoint, and the stitched run equals the uninterrupted one."""
     outputs, node, job = _run_watched(
-        lif_md_builder(slurm_code), slurm_code.computer.get_workdir(), lambda job_id: _slurm('scancel', job_id)
+        lif_md_builder(slurm_code),
+        slurm_code.computer.get_workdir(),
+        lambda job_id: _slurm('scancel', job_id),
     )
     assert node.is_finished_ok, node.exit_message
     first, *rest = _calcs(node)
@@ -354,7 +369,9 @@ def test_md_job_cancelled_with_scancel_continues_from_its_checkpoint(slurm_code,
     assert 'CANCELLED' in first.outputs.retrieved.base.repository.get_object_content('_scheduler-stderr.txt')
     _assert_nothing_half_stored(first)
     assert rest[0].inputs.restart.uuid == first.outputs.restart.uuid
-    _assert_stitched_equals(outputs['trajectory'], lif_md_reference, LIF_MD['n_steps'], LIF_MD['frame_interval'])
+    _assert_stitched_equals(
+        outputs['trajectory'], lif_md_reference, LIF_MD['n_steps'], LIF_MD['frame_interval']
+    )
 
 
 def test_md_job_on_a_node_that_goes_down_continues_when_it_is_back(slurm_code, lif_md_reference):
@@ -387,4 +404,68 @@ def test_md_job_on_a_node_that_goes_down_continues_when_it_is_back(slurm_code, l
     assert first.outputs.results['status'] == 'killed'
     _assert_nothing_half_stored(first)
     assert rest[0].inputs.restart.uuid == first.outputs.restart.uuid
-    _assert_stitched_equals(outputs['trajectory'], lif_md_reference, LIF_MD['n_steps'], LIF_MD['frame_interval'])
+    _assert_stitched_equals(
+        outputs['trajectory'], lif_md_reference, LIF_MD['n_steps'], LIF_MD['frame_interval']
+    )
+
+
+# ------------------------------------------------------------------------- the VASP engine through Slurm
+
+
+def test_vasp_job_through_slurm_options_reach_sbatch_and_label_does_not(
+    slurm_computer,
+    registry,  # noqa: F811 (the fixture imported above)
+    potcar_family,  # noqa: F811
+):
+    """The VASP engine's elastic step with the docs' VASP code (``code-vasp.yml``; mock-vasp as the
+    executable) and the docs' ``--options`` (``options-cpu.json``, resources cut to this one node): the
+    job runs under Slurm through ``srun``, the options are its ``#SBATCH`` lines, and a label full of shell
+    metacharacters is nowhere in the script and runs nothing."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_superionic.workflows.steps import ElasticWorkChain
+    from tests.engines.test_vasp_mock import MOCK_VASP, RECORDINGS, _structure_of
+    from tests.services.test_faults import _nasty_label
+
+    label = f'vasp-{uuid.uuid4().hex[:6]}'
+    code = _docs_config(
+        'code-vasp.yml',
+        registry.parent,
+        label=label,
+        computer=slurm_computer.label,
+        filepath_executable=str(MOCK_VASP),
+        prepend_text=f'export MOCK_VASP_REG_BASE={registry}\n',
+    )
+    _verdi('code', 'create', 'core.code.installed', '--config', code, '-n')
+    options = json.loads((DOCS / 'options-cpu.json').read_text())
+    assert set(options) >= {'queue_name', 'account', 'resources', 'max_wallclock_seconds'}
+    options['resources'] = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}  # this cluster: one node
+    marker = registry.parent / 'PWNED'
+    nasty = _nasty_label(marker)
+    structure = _structure_of(RECORDINGS / 'vasprun_elastic_ibrion6.xml.gz')
+    outputs, node = run_get_node(
+        ElasticWorkChain,
+        structure=structure,
+        code=orm.load_code(f'{label}@{slurm_computer.label}'),
+        engine=orm.Str('vasp'),
+        protocol=orm.Str('precise'),
+        options=orm.Dict(options),
+        metadata={'label': nasty, 'description': nasty},
+    )
+    assert node.is_finished_ok, node.exit_message
+    assert 'elastic_tensor' in outputs
+    (calc,) = [n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)]
+    assert calc.computer.uuid == slurm_computer.uuid and calc.get_job_id()
+    script = calc.base.repository.get_object_content('_aiidasubmit.sh')
+    for line in (
+        '#SBATCH --partition=cpu',
+        '#SBATCH --account=proj42',
+        '#SBATCH --nodes=1',
+        '#SBATCH --ntasks-per-node=1',
+        '#SBATCH --time=1-00:00:00',
+    ):
+        assert line in script, script
+    assert "'srun' '-n' '1'" in script or 'srun -n 1' in script, script
+    assert 'touch' not in script and 'PWNED' not in script, script
+    assert not marker.exists()

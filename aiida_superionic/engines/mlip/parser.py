@@ -145,9 +145,9 @@ class MlipParser(Parser):
         walltime = CalcJob.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME.status
         if self.node.exit_status == walltime:
             return 'walltime'
-        name = self.node.get_option('scheduler_stderr')
+        name = self.node.get_option('scheduler_stderr') or '_scheduler-stderr.txt'  # CalcJob's default
         computer = self.node.computer
-        if not name or computer is None:
+        if computer is None:
             return 'killed'
         try:
             text = self.retrieved.base.repository.get_object_content(name, mode='r')

@@ -268,20 +268,45 @@ def test_docs_recipe_gives_a_working_ssh_slurm_computer(slurm_computer, slurm_co
 
 
 def test_material_chain_through_slurm_equals_direct(slurm_code, li3n_fast):
-    """The Li3N material chain (fast protocol) with every engine job submitted over SSH to Slurm gives
-    the records of the same chain on ``core.direct`` (the session's shared run, conftest ``li3n_fast``)."""
+    """The Li3N material chain (fast protocol) with every engine job submitted over SSH to Slurm, with the
+    docs' GPU options (``options-gpu.json``: partition, account, QOS, ``--gres=gpu:1``, wall time; cores
+    per process cut to one, this node has two) as ``--options`` gives them: every job's script has them as
+    ``#SBATCH`` lines, and the records equal those of the same chain on ``core.direct`` (the session's
+    shared run, conftest ``li3n_fast``)."""
     from aiida.engine import run_get_node
 
     from aiida_superionic.workflows.material import MaterialWorkChain
 
+    options = json.loads((DOCS / 'options-gpu.json').read_text())
+    assert options['resources'].keys() == {
+        'num_machines',
+        'num_mpiprocs_per_machine',
+        'num_cores_per_mpiproc',
+    }
+    options['resources']['num_cores_per_mpiproc'] = 1
     builder = MaterialWorkChain.get_builder_from_protocol(
-        slurm_code, li3n_fast.structure, 'fast', mobile='Li', label='Li3N'
+        slurm_code, li3n_fast.structure, 'fast', mobile='Li', label='Li3N', options=options
     )
+    started = time.monotonic()
     outputs, node = run_get_node(builder)
+    print(f'Li3N fast chain through Slurm: {time.monotonic() - started:.0f} s')
     assert node.is_finished_ok, node.exit_message
     jobs = [n for n in node.called_descendants if n.process_type == 'aiida.calculations:superionic.mlip']
     assert jobs and all(j.computer.uuid == slurm_code.computer.uuid for j in jobs)
     assert all(j.get_job_id() and j.get_scheduler_state().value == 'done' for j in jobs)
+    for job in jobs:
+        script = job.base.repository.get_object_content('_aiidasubmit.sh')
+        for line in (
+            '#SBATCH --partition=gpu',
+            '#SBATCH --account=proj42',
+            '#SBATCH --qos=normal',
+            '#SBATCH --gres=gpu:1',
+            '#SBATCH --nodes=1',
+            '#SBATCH --ntasks-per-node=1',
+            '#SBATCH --cpus-per-task=1',
+            '#SBATCH --time=1-00:00:00',
+        ):
+            assert line in script, script
     expected = li3n_fast.outputs['records']
     assert sorted(outputs['records']) == sorted(expected)
     for key in expected:

@@ -411,36 +411,47 @@ def test_md_job_cancelled_with_scancel_continues_from_its_checkpoint(slurm_code,
 
 
 def test_md_job_on_a_node_that_goes_down_continues_when_it_is_back(slurm_code, lif_md_reference):
-    """The node of a running MD job is set down (``scontrol update ... state=down``): Slurm kills the job
-    (AiiDA's scripts say ``--no-requeue``), the CalcJob ends with ERROR_MD_INCOMPLETE, the continuation
-    waits in the queue until the node is resumed, then the run ends equal to the uninterrupted one."""
+    """The node of a running MD job is set down (``scontrol update ... state=down``): Slurm ends the job
+    (NODE_FAIL; AiiDA's scripts say ``--no-requeue``), the CalcJob ends with ERROR_MD_INCOMPLETE, the
+    continuation waits in the queue (PENDING) until the node is resumed, then the run ends equal to the
+    uninterrupted one."""
     from aiida.common import timezone
 
     since = timezone.now()
+    seen = {}
 
     def down_then_resume(job_id):
         _slurm('scontrol', 'update', 'nodename=localhost', 'state=down', 'reason=superionic-test')
-        # the job goes (NODE_FAIL / killed), the node stays down for a while, then comes back
-        for _ in range(100):
-            if job_id not in _slurm('squeue', '-h', '-o', '%i').split():
-                break
-            time.sleep(0.2)
-        time.sleep(3)
-        _slurm('scontrol', 'update', 'nodename=localhost', 'state=resume')
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # the killed job leaves the queue, its continuation comes
+                queue = dict(line.split('|') for line in _slurm('squeue', '-h', '-o', '%i|%T').splitlines())
+                if job_id not in queue and queue:
+                    seen['continuation'] = sorted(queue.values())
+                    break
+                time.sleep(0.2)
+            seen['job'] = _slurm('scontrol', 'show', 'job', '-o', job_id)
+            seen['node'] = _slurm('sinfo', '-h', '-N', '-o', '%t').split()
+        finally:
+            _slurm('scontrol', 'update', 'nodename=localhost', 'state=resume')
 
     try:
         outputs, node, job = _run_watched(
             lif_md_builder(slurm_code), slurm_code.computer.get_workdir(), down_then_resume
         )
     finally:
-        state = _slurm('sinfo', '-h', '-N', '-o', '%t').strip()
-        if state.startswith('down'):
+        if _slurm('sinfo', '-h', '-N', '-o', '%t').startswith('down'):
             _slurm('scontrol', 'update', 'nodename=localhost', 'state=resume')
+    assert 'JobState=NODE_FAIL' in seen['job'], seen
+    assert seen['continuation'] == ['PENDING'] and set(seen['node']) == {'down'}, seen
     assert node.is_finished_ok, node.exit_message
     first, *rest = _calcs(node)
     assert first.get_job_id() == job['id']
     assert first.exit_status == first.process_class.exit_codes.ERROR_MD_INCOMPLETE.status
     assert first.outputs.results['status'] == 'killed'
+    assert 'NODE FAILURE' in first.outputs.retrieved.base.repository.get_object_content(
+        '_scheduler-stderr.txt'
+    )
     _assert_nothing_half_stored(first, since)
     assert rest[0].inputs.restart.uuid == first.outputs.restart.uuid
     _assert_stitched_equals(

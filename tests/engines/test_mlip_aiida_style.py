@@ -185,6 +185,54 @@ def test_parser_md_frames_and_checkpoint_are_the_runner_files(parse_case, case):
     assert summary['restart_step'] == _checkpoint_step(RECORDED / case / 'restart.npz')
 
 
+#: The last lines of a job's stderr: a warning of the runner first, then the scheduler's message.
+_TIME_LIMIT = 'slurmstepd-localhost: error: *** JOB 7 ON localhost CANCELLED AT 2026-11-28T01:16:23 DUE TO TIME LIMIT ***'
+_SCANCEL = 'slurmstepd-localhost: error: *** JOB 8 ON localhost CANCELLED AT 2026-11-28T01:20:05 ***'
+
+
+@pytest.mark.parametrize(
+    ('scheduler', 'message', 'status'),
+    [
+        ('core.slurm', _TIME_LIMIT, 'walltime'),
+        ('core.slurm', _SCANCEL, 'killed'),
+        ('core.direct', _TIME_LIMIT, 'killed'),  # the direct scheduler parses no output: no verdict
+    ],
+)
+def test_parser_md_killed_by_the_scheduler_time_limit_is_walltime(
+    generate_calc_job_node, monkeypatch, tmp_path, scheduler, message, status
+):
+    """A killed MD run (no results.json) whose job stderr holds Slurm's time-limit message after other
+    lines (aiida-core's check reads the first line only): ERROR_WALLTIME, status ``walltime``; scancel's
+    message, or a scheduler that parses no output, leave it ERROR_MD_INCOMPLETE (``killed``)."""
+    import shutil
+    import uuid
+
+    from aiida.plugins import ParserFactory
+
+    computer = orm.Computer(
+        label=f'{scheduler}-{uuid.uuid4().hex[:8]}',
+        hostname='localhost',
+        transport_type='core.local',
+        scheduler_type=scheduler,
+        workdir=str(tmp_path / 'work'),
+    ).store()
+    code = orm.InstalledCode(
+        label='mlip', computer=computer, filepath_executable='/bin/true', default_calc_job_plugin=ENTRY_POINT
+    ).store()
+    folder = tmp_path / 'md_killed'
+    shutil.copytree(RECORDED / 'md_killed', folder)
+    (folder / '_scheduler-stderr.txt').write_text(f'UserWarning: a warning of the runner\n{message}\n')
+    monkeypatch.setattr(MlipCalculation, '_RETRIEVE', (*MlipCalculation._RETRIEVE, '_scheduler-stderr.txt'))
+    node, temporary = generate_calc_job_node(ENTRY_POINT, folder, recorded_inputs('md_killed', code))
+    results, calc = ParserFactory(ENTRY_POINT).parse_from_node(
+        node, store_provenance=False, retrieved_temporary_folder=str(temporary)
+    )
+    expected = EXIT.ERROR_WALLTIME if status == 'walltime' else EXIT.ERROR_MD_INCOMPLETE
+    assert calc.exit_status == expected.status
+    assert results['results']['status'] == status
+    assert results['results']['restart_step'] == _checkpoint_step(RECORDED / 'md_killed' / 'restart.npz')
+
+
 def test_parser_md_continuation_records_where_it_started(parse_case):
     results, _ = parse_case('md_continued')
     started = _checkpoint_step(RECORDED / 'md_segment' / 'restart.npz')

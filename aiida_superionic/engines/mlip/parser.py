@@ -133,6 +133,36 @@ class MlipParser(Parser):
             )
         return ExitCode(0)
 
+    def _killed_status(self) -> str:
+        """The status of a run that left no results file: ``walltime`` when the scheduler killed the job
+        at its time limit (a Slurm ``TIMEOUT``), else ``killed`` (SIGKILL, ``scancel``, a node that went
+        down). aiida-core's scheduler parser has already set the node's exit status when the scheduler's
+        accounting (``sacct``) says so; without accounting it matches the scheduler's stderr, but only its
+        first line, and the runner's own warnings come before Slurm's message: here every line is given to
+        the scheduler plugin's ``parse_output``."""
+        from aiida.engine import CalcJob
+
+        walltime = CalcJob.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME.status
+        if self.node.exit_status == walltime:
+            return 'walltime'
+        name = self.node.get_option('scheduler_stderr') or '_scheduler-stderr.txt'  # CalcJob's default
+        computer = self.node.computer
+        if computer is None:
+            return 'killed'
+        try:
+            text = self.retrieved.base.repository.get_object_content(name, mode='r')
+        except FileNotFoundError:
+            return 'killed'
+        scheduler = computer.get_scheduler()
+        for line in text.splitlines():
+            try:
+                code = scheduler.parse_output(None, '', line)
+            except Exception:  # FeatureNotAvailable (core.direct) or a plugin's own error: not a verdict
+                return 'killed'
+            if code is not None and code.status == walltime:
+                return 'walltime'
+        return 'killed'
+
     def _restart_from(self):
         if 'restart' not in self.node.inputs:
             return None
@@ -222,7 +252,7 @@ class MlipParser(Parser):
             {'n_frames_parsed': n_frames, 'restart_step': restart_step, 'restart_from_step': restart_from}
         )
         if results is None:
-            summary['status'] = 'killed'
+            summary['status'] = self._killed_status()
         self.out('results', orm.Dict(summary))
         return self._md_exit_code(
             summary.get('status'), bool(n_frames), restart_step, summary.get('message', '')
@@ -261,11 +291,11 @@ class MlipParser(Parser):
                 }
             )
             if not runs:
-                run['status'] = 'killed'
+                run['status'] = self._killed_status()
             self.out(f'replicas.{name}.results', orm.Dict(run))
         summary = dict(results or {})
         summary.update({'restart_step': restart_step, 'restart_from_step': restart_from})
         if results is None:
-            summary['status'] = 'killed'
+            summary['status'] = self._killed_status()
         self.out('results', orm.Dict(summary))
         return self._md_exit_code(summary.get('status'), all_frames, restart_step, summary.get('message', ''))

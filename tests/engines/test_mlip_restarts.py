@@ -42,14 +42,15 @@ def _workchain(code, max_iterations: int, n_steps: int = 100_000) -> MlipBaseWor
     return process
 
 
-def _calcjob(code, exit_status: int, results: dict, restart: bool = True) -> orm.CalcJobNode:
-    """A finished MLIP CalcJob as the parser leaves it: exit status, ``results`` and ``restart`` outputs."""
+def _calcjob(code, exit_status: int, results: dict, restart: bool = True, extra=None) -> orm.CalcJobNode:
+    """A finished MLIP CalcJob as the parser leaves it: exit status, ``results``, ``restart`` and ``extra``
+    outputs (label: node)."""
     node = orm.CalcJobNode(computer=code.computer, process_type='aiida.calculations:superionic.mlip')
     node.set_process_label('MlipCalculation')
     node.set_process_state(ProcessState.FINISHED)
     node.set_exit_status(exit_status)
     node.store()
-    outputs = {'results': orm.Dict(results)}
+    outputs = {'results': orm.Dict(results), **(extra or {})}
     if restart:
         outputs['restart'] = orm.SinglefileData(io.BytesIO(b'checkpoint'), filename='restart.npz')
     for label, output in outputs.items():
@@ -179,21 +180,10 @@ def _batch_workchain(code, max_iterations: int, n_steps: int = 100_000) -> MlipB
 
 
 def _batch_job(code, exit_status: int, results: dict, runs=('a_T600', 'b_T900')) -> orm.CalcJobNode:
-    node = orm.CalcJobNode(computer=code.computer, process_type='aiida.calculations:superionic.mlip')
-    node.set_process_label('MlipCalculation')
-    node.set_process_state(ProcessState.FINISHED)
-    node.set_exit_status(exit_status)
-    node.store()
-    outputs = {'results': orm.Dict(results)}
-    if results.get('restart_step') is not None:
-        outputs['restart'] = orm.SinglefileData(io.BytesIO(b'checkpoint'), filename='restart.npz')
-    for name in runs:  # stand-ins for the runs' trajectories of this segment
-        outputs[f'replicas__{name}__trajectory'] = orm.Int(int(results.get('restart_step') or 0))
-    for label, output in outputs.items():
-        output.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label=label)
-        output.store()
-    node.seal()
-    return node
+    # stand-ins for the runs' trajectories of this segment
+    step = int(results.get('restart_step') or 0)
+    extra = {f'replicas__{name}__trajectory': orm.Int(step) for name in runs}
+    return _calcjob(code, exit_status, results, restart=results.get('restart_step') is not None, extra=extra)
 
 
 def test_batch_segments_are_continued_and_collected_per_run(code):

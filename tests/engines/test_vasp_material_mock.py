@@ -291,7 +291,7 @@ def test_whole_material_daemon_sigkilled_mid_run(uninterrupted, tmp_path):
     the same processes (none called twice with the same inputs by the same caller), every process finished
     and sealed, each job submitted once."""
     from tests.conftest import ROOT
-    from tests.services.faults_harness import Probe, probe_function, reap, start_daemon
+    from tests.services.faults_harness import Probe, audit_when_done, probe_function, reap, start_daemon
     from tests.services.test_daemon import BIN, User
 
     aiida_root = tmp_path / 'aiida'
@@ -311,18 +311,7 @@ def test_whole_material_daemon_sigkilled_mid_run(uninterrupted, tmp_path):
         assert any('daemon worker' in k for k in seen['killed']), seen
         time.sleep(3)
         start_daemon(user, aiida_root, profile)
-        deadline = time.monotonic() + 900
-        while True:
-            try:
-                facts = probe('audit', pk, timeout=900)
-            except AssertionError as exc:  # SQLite: the probe met the daemon's write lock; read again
-                if 'database is locked' not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(3)
-                continue
-            if facts['root_state'] in ('finished', 'excepted', 'killed') or time.monotonic() > deadline:
-                break
-            time.sleep(3)
+        facts = audit_when_done(probe, pk)
     finally:
         user.run(BIN / 'verdi', '-p', profile, 'daemon', 'stop', check=False, timeout=120)
         reap(pidfile)

@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from tests.conftest import LIF_MD, lif_md_builder, local_computer, mlip_runner_code
-from tests.services.faults_harness import Probe, reap, start_daemon
+from tests.services.faults_harness import Probe, audit_when_done, reap, start_daemon
 from tests.services.test_daemon import BIN, User, _port_open
 
 LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
@@ -58,19 +58,7 @@ def _material_with_daemon_kills(user: User, aiida_root: Path, profile: str, tmp_
             assert any('daemon worker' in k for k in seen['killed']), seen
             time.sleep(3)  # the scheduler jobs keep running with nobody watching
             restarts += start_daemon(user, aiida_root, profile)
-        # generous: on 2 cores loaded by other work the rest of the chain takes minutes, not seconds
-        deadline = time.monotonic() + 900
-        while True:
-            try:
-                facts = probe('audit', pk, timeout=900)  # minutes when the cores are shared
-            except AssertionError as exc:  # SQLite: the probe's read met the daemon's write lock; read again
-                if 'database is locked' not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(3)
-                continue
-            if facts['root_state'] in ('finished', 'excepted', 'killed') or time.monotonic() > deadline:
-                break
-            time.sleep(3)
+        facts = audit_when_done(probe, pk)
     finally:
         user.run(BIN / 'verdi', '-p', profile, 'daemon', 'stop', check=False, timeout=120)
         reap(aiida_root / '.aiida' / 'daemon' / f'circus-{profile}.pid')

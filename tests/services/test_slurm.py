@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from tests.conftest import LIF_MD, RUNNER, lif_md_builder, load_mlip_code
-from tests.engines.test_vasp_mock import potcar_family, registry  # noqa: F401 (fixtures)
+from tests.engines.conftest import potcar_family, registry  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = ROOT / '.ci' / 'slurm-cluster'
@@ -475,7 +475,7 @@ def test_vasp_job_through_slurm_options_reach_sbatch_and_label_does_not(
     from aiida.engine import run_get_node
 
     from aiida_superionic.workflows.steps import ElasticWorkChain
-    from tests.engines.test_vasp_mock import MOCK_VASP, RECORDINGS, _structure_of
+    from tests.engines.conftest import MOCK_VASP, RECORDINGS, _structure_of
     from tests.services.test_faults import _nasty_label
 
     label = f'vasp-{uuid.uuid4().hex[:6]}'

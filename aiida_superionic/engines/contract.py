@@ -136,6 +136,12 @@ class Engine(ABC):
         """Steps this engine cannot provide, with the reason shown to the user."""
         return {}
 
+    def gamma_gives_dielectric(self, settings: dict[str, Any]) -> bool:
+        """Whether the engine's ``phonon_gamma`` job also gives the ``dielectric`` output (ε∞ and Born
+        charges; a DFPT run with LEPSILON): then the material chain takes it from there and runs no
+        separate dielectric step."""
+        return False
+
 
 def check_temperature(value: Any, what: str) -> float:
     try:

@@ -83,14 +83,17 @@ class MaterialWorkChain(EngineInputsBuilder, WorkChain):
         structure = relax.outputs.structure
         self.out('relaxed_structure', structure)
         common = {'structure': structure, **self._engine_inputs()}
+        engine, settings = engine_settings(self)
+        unavailable = engine.unavailable()
+        # one DFPT job for Γ and ε∞ / Born charges where the engine's Γ job is a LEPSILON run (VASP)
+        gamma_dielectric = 'dielectric' not in unavailable and engine.gamma_gives_dielectric(settings)
+        phonon_kwargs = {'mobile': self.inputs.mobile} if gamma_dielectric else {}
         futures = {
             'elastic': submit_once(self, 'elastic', ElasticWorkChain, **common),
-            'phonon': submit_once(self, 'phonon', PhononGammaWorkChain, **common),
+            'phonon': submit_once(self, 'phonon', PhononGammaWorkChain, **phonon_kwargs, **common),
             'vacancy': submit_once(self, 'vacancy', VacancyWorkChain, mobile=self.inputs.mobile, **common),
         }
-        engine, _ = engine_settings(self)
-        unavailable = engine.unavailable()
-        if 'dielectric' not in unavailable:  # ε∞ and Born charges (DFT engines only)
+        if 'dielectric' not in unavailable and not gamma_dielectric:  # ε∞ and Born charges (DFT engines)
             futures['dielectric'] = submit_once(
                 self, 'dielectric', DielectricWorkChain, mobile=self.inputs.mobile, **common
             )
@@ -116,6 +119,9 @@ class MaterialWorkChain(EngineInputsBuilder, WorkChain):
         parts['phonon'] = self.ctx.phonon.outputs.phonon
         engine, _ = engine_settings(self)
         dft_inputs = {'vacancy': self.ctx.vacancy.outputs.vacancy}
+        if 'dielectric' in self.ctx.phonon.outputs:  # from the Γ step's DFPT job (no separate step ran)
+            dft_inputs['dielectric'] = self.ctx.phonon.outputs.dielectric
+            self.out('dielectric', self.ctx.phonon.outputs.dielectric)
         for step in ('dielectric', 'band_gap'):
             if step in self.ctx:
                 node = self.ctx[step]

@@ -174,9 +174,29 @@ class ElasticWorkChain(EngineStepWorkChain):
 
 
 class PhononGammaWorkChain(EngineStepWorkChain):
-    """Γ-point phonons (finite displacements on a supercell): the lowest optical mode Γ."""
+    """Γ-point phonons (finite displacements on a supercell, or DFPT): the lowest optical mode Γ. Given
+    ``mobile``, an engine whose Γ job is a DFPT run with LEPSILON (``Engine.gamma_gives_dielectric``:
+    VASP) also gives the ``dielectric`` output of that same job, as :class:`DielectricWorkChain` would."""
 
     _engine_step = 'phonon_gamma'
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            'mobile',
+            valid_type=orm.Str,
+            required=False,
+            help='The mobile species: for the Born charge Z_B of the dielectric output, where the Γ job gives it.',
+        )
+        declare_outputs(spec, ('dielectric',), required=False)
+
+    def step_kwargs(self) -> dict[str, Any]:
+        return {'mobile': self.inputs.mobile.value} if 'mobile' in self.inputs else {}
+
+    def post_process(self):
+        if 'dielectric' in self.ctx.child.outputs:
+            self.out('dielectric', self.ctx.child.outputs.dielectric)
 
 
 class MobileIonStepWorkChain(EngineStepWorkChain):

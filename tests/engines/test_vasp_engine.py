@@ -42,6 +42,23 @@ def test_precise_protocol_is_the_papers_methods(engine):
     assert potential_mapping({'Li', 'La', 'Zr', 'O'}, s['potential_mapping'])['Li'] == 'Li_sv'
 
 
+def test_gamma_job_gives_the_dielectric_only_as_a_lepsilon_dfpt_run(engine):
+    """The material chain skips the dielectric step exactly when the Γ job is DFPT with LEPSILON."""
+    for protocol in engine.protocols():
+        assert engine.gamma_gives_dielectric(engine.protocol(protocol))
+    assert not engine.gamma_gives_dielectric(
+        engine.protocol('fast', {'phonon_gamma': {'incar': {'LEPSILON': False}}})
+    )
+    assert not engine.gamma_gives_dielectric(
+        engine.protocol('fast', {'phonon_gamma': {'incar': {'IBRION': 6}}})
+    )
+    assert engine.gamma_gives_dielectric(
+        engine.protocol('fast', {'phonon_gamma': {'incar': {'LEPSILON': '.TRUE.'}}})
+    )
+    mlip = get_engine('mlip')
+    assert not mlip.gamma_gives_dielectric(mlip.protocol('fast'))
+
+
 def test_d3_for_halides_and_bad_dispersion(engine):
     assert step_incar('relax', engine.protocol('precise', {'dispersion': 'D3'}))['IVDW'] == 11
     with pytest.raises(InputError, match='only D3'):

@@ -1,5 +1,5 @@
 """One whole ``superionic.material`` through the VASP engine and aiida-vasp's ``mock-vasp``: relax, then
-elastic, Γ, vacancy, dielectric and band gap, then MD at two temperatures (at 1200 K a segment killed at
+elastic, Γ with the dielectric (one DFPT job), vacancy and band gap, then MD at two temperatures (at 1200 K a segment killed at
 its wall time and continued from its CONTCAR), up to the descriptors of the stitched trajectories; and
 the same run on a real daemon SIGKILLed in the middle.
 
@@ -10,10 +10,12 @@ recording of this crystal exists for most kinds of job, so real recordings of ot
 
 * relax <- the LEPSILON run itself (a static run: its CONTCAR, the input crystal, is "the relaxed one");
 * elastic <- the IBRION=6 run of Si2 (its C_ij, the only real elastic-tensor recording);
-* Γ phonon <- the same IBRION=6 run of Si2 (its OUTCAR's Γ frequencies; no DFPT recording has an OUTCAR);
+* Γ phonon and dielectric: one IBRION=8 + LEPSILON job (the Γ step's; no separate dielectric job) <- the
+  vasprun.xml of the same IBRION=6 run of Si2 (its <dynmat>: Γ; no DFPT recording has an OUTCAR) with the
+  OUTCAR of the LEPSILON run of this crystal (its own ε∞ and Born charges);
 * vacancy: perfect supercell <- the converged Si2 relaxation ``exit_codes_converged``; each of the two
   defect supercells (two Zn site classes) <- the Si2 relaxation ``mock_silicon_relax`` (mu of Zn given);
-* dielectric and band gap <- the LEPSILON run (its own ε∞, Born charges and eigenvalues);
+* band gap <- the LEPSILON run (its eigenvalues);
 * MD segments <- the LEPSILON run's XDATCAR (one frame), CONTCAR and OSZICAR, with its vasprun.xml and
   OUTCAR for a finished segment, and the truncated vasprun.xml and OUTCAR of the real killed run
   ``exit_codes_unfinished`` for the segment killed at its wall time.
@@ -60,14 +62,11 @@ from tests.engines.conftest import (
     make_mock_code,
 )
 
-pytestmark = pytest.mark.slow  # 12 mock-vasp jobs and ~80 processes: minutes on 2 shared cores
+pytestmark = pytest.mark.slow  # 11 mock-vasp jobs and ~80 processes: minutes on 2 shared cores
 
 #: ``moderate``, not the ``fast`` of test_vasp_mock.py: that module's single-step cases run on this same
-#: crystal, and mock-vasp must not find two cases with the same inputs. For a primitive input cell the
-#: Γ step and the dielectric step write the same DFPT job (IBRION = 8, LEPSILON); a tighter EDIFF for Γ
-#: tells the two apart for mock-vasp (and gives them their own stand-ins).
+#: crystal, and mock-vasp must not find two cases with the same inputs.
 MATERIAL_OVERRIDES = {
-    'phonon_gamma': {'incar': {'EDIFF': 1.0e-08}},
     'vacancy': {'min_length_A': 3.0, 'mu_eV': -1.25},
     'md': {
         'min_atoms': 20,
@@ -174,6 +173,8 @@ def expected_values() -> dict:
         'G_GPa': et.g_vrh,
         'epsilon_inf': float(np.trace(lepsilon.dielectric_tensor) / 3),
         'born_charge_e': float(np.mean([np.trace(np.array(lepsilon.born)[i]) / 3 for i in zn])),
+        'epsilon_inf_tensor': np.array(lepsilon.dielectric_tensor),
+        'born_charges_tensor_e': np.array(lepsilon.born),
         'band_gap_eV': float(_vasprun('vasprun_lepsilon.xml.gz').eigenvalue_band_properties[0]),
         'E_vac_eV': e_defect + MATERIAL_OVERRIDES['vacancy']['mu_eV'] - e_perfect,
         'relax_energy_eV': float(_vasprun('vasprun_lepsilon.xml.gz').final_energy),
@@ -205,13 +206,25 @@ def check_material(node, expected: dict) -> None:
     assert out.phonon['gamma_mode_meV'] == pytest.approx(65.050401, abs=1e-4)  # OUTCAR: "65.050401 meV"
     assert out.dielectric['epsilon_inf'] == pytest.approx(expected['epsilon_inf'], rel=1e-6)
     assert out.dielectric['born_charge_e'] == pytest.approx(expected['born_charge_e'], rel=1e-6)
+    np.testing.assert_allclose(
+        out.dielectric['epsilon_inf_tensor'], expected['epsilon_inf_tensor'], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        out.dielectric['born_charges_tensor_e'], expected['born_charges_tensor_e'], atol=1e-6
+    )
     assert out.band_gap['band_gap_eV'] == pytest.approx(expected['band_gap_eV'], abs=1e-6)
     assert out.vacancy['E_vac_eV'] == pytest.approx(expected['E_vac_eV'], abs=1e-6)
     assert len(out.vacancy['sites']) == 2  # two Zn site classes: two defect jobs
 
     jobs = {case_of(c, node): c for c in vasp_jobs(node)}
     assert sorted(jobs) == sorted(p.name for p in REGISTRY.glob('material_*'))  # each case once
-    assert len(jobs) == len(vasp_jobs(node)) == 12
+    assert len(jobs) == len(vasp_jobs(node)) == 11
+    # one DFPT job for the material: the Γ step's, which also gave ε∞ and the Born charges
+    dfpt = [c for c in vasp_jobs(node) if 'IBRION = 8' in c.base.repository.get_object_content('INCAR')]
+    assert [case_of(c, node) for c in dfpt] == ['material_phonon']
+    assert 'dielectric' not in {_call_label(n) for n in node.called}
+    (phonon,) = (n for n in node.called if _call_label(n) == 'phonon')
+    assert out.dielectric.uuid == phonon.outputs.dielectric.uuid
     # MD: two segments per temperature; at 1200 K the first was killed at its wall time and continued
     assert not jobs['material_md_stoichiometric_T1200_1'].is_finished_ok
     for key in ('T900_2', 'T1200_2'):  # continued from the CONTCAR: positions and velocities
@@ -286,7 +299,7 @@ print(submit(MaterialWorkChain, **material_inputs(code)).pk)
 
 def test_whole_material_daemon_sigkilled_mid_run(uninterrupted, tmp_path):
     """The same material submitted to a real daemon (embedded profile: SQLite + ZeroMQ), SIGKILLed —
-    circus, worker, broker — as soon as 6 VASP jobs have a job id (the properties step submitting its 7
+    circus, worker, broker — as soon as 6 VASP jobs have a job id (the properties step submitting its 6
     jobs), and restarted: the same end, every output the same (content hash) as in the uninterrupted run,
     the same processes (none called twice with the same inputs by the same caller), every process finished
     and sealed, each job submitted once."""

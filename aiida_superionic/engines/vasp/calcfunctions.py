@@ -28,6 +28,32 @@ def _read_folder_file(folder: orm.FolderData, name: str, tmp: Path) -> Path:
     return path
 
 
+def _dielectric(outcar: Path, p: dict, cell: str) -> orm.Dict:
+    """ε∞ and the Born charges of a LEPSILON run (``p``: ``symbols`` of the cell VASP got, ``mobile``).
+    ``born_charge_e`` is the mean isotropic Z* over the atoms of the mobile species: the same for any cell
+    of the crystal (the primitive one included), as are the traces; the tensors and the per-atom lists are
+    those of ``cell`` (its atoms, in its Cartesian frame)."""
+    data = vo.read_lepsilon(outcar)
+    born = data['born_charges']
+    symbols = p['symbols']
+    if len(born) != len(symbols):
+        raise vo.VaspOutputError(f'OUTCAR has {len(born)} Born charges, the cell {len(symbols)} atoms')
+    mobile = p.get('mobile')
+    iso = [float(np.trace(z) / 3) for z in born]
+    mobile_idx = [i for i, s in enumerate(symbols) if s == mobile]
+    return orm.Dict(
+        {
+            'epsilon_inf': float(np.trace(data['epsilon_inf']) / 3),
+            'epsilon_inf_tensor': data['epsilon_inf'].tolist(),
+            'born_charge_e': float(np.mean([iso[i] for i in mobile_idx])) if mobile_idx else None,
+            'born_charge_species': mobile,
+            'born_charges_isotropic_e': iso,
+            'born_charges_tensor_e': born.tolist(),
+            'cell': cell,
+        }
+    )
+
+
 @calcfunction
 def vasp_step_outputs(retrieved: orm.FolderData, parameters: orm.Dict) -> dict[str, orm.Data]:
     """The contract outputs of an elastic, phonon_gamma, dielectric or band_gap step from its files."""
@@ -46,29 +72,16 @@ def vasp_step_outputs(retrieved: orm.FolderData, parameters: orm.Dict) -> dict[s
                 vo.read_dynmat_eigenvalues(_read_folder_file(retrieved, 'vasprun.xml', tmp))
             )
             source = 'vasprun.xml <dynmat> (DFPT at Γ of the primitive cell)'
-            return {
+            outs = {
                 'phonon': orm.Dict({**modes, **p.get('primitive', {}), 'source': source}),
                 'results': orm.Dict({'engine': 'vasp', 'gamma_mode_meV': modes['gamma_mode_meV']}),
             }
+            if p.get('lepsilon'):  # the same DFPT job (LEPSILON): ε∞ and Born charges from its OUTCAR
+                outcar = _read_folder_file(retrieved, 'OUTCAR', tmp)
+                outs['dielectric'] = _dielectric(outcar, p, 'primitive cell of the Γ step')
+            return outs
         if step == 'dielectric':
-            data = vo.read_lepsilon(_read_folder_file(retrieved, 'OUTCAR', tmp))
-            born = data['born_charges']
-            symbols = p['symbols']
-            mobile = p.get('mobile')
-            iso = [float(np.trace(z) / 3) for z in born]
-            mobile_idx = [i for i, s in enumerate(symbols) if s == mobile]
-            return {
-                'dielectric': orm.Dict(
-                    {
-                        'epsilon_inf': float(np.trace(data['epsilon_inf']) / 3),
-                        'epsilon_inf_tensor': data['epsilon_inf'].tolist(),
-                        'born_charge_e': float(np.mean([iso[i] for i in mobile_idx])) if mobile_idx else None,
-                        'born_charge_species': mobile,
-                        'born_charges_isotropic_e': iso,
-                        'born_charges_tensor_e': born.tolist(),
-                    }
-                )
-            }
+            return {'dielectric': _dielectric(_read_folder_file(retrieved, 'OUTCAR', tmp), p, 'as given')}
         if step == 'band_gap':
             gap = vo.read_band_gap(_read_folder_file(retrieved, 'vasprun.xml', tmp))
             return {'band_gap': orm.Dict(gap)}

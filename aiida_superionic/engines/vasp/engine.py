@@ -17,6 +17,14 @@ class VaspEngine(Engine):
     free_form: ClassVar[tuple[str, ...]] = FREE_FORM
     calc_job_plugin = 'vasp.vasp'
 
+    def gamma_gives_dielectric(self, settings: dict[str, Any]) -> bool:
+        """The Γ step is one DFPT job (IBRION = 8); with LEPSILON its OUTCAR has ε∞ and the Born charges."""
+        incar = step_incar('phonon_gamma', settings)
+        return incar.get('IBRION') in (7, 8) and str(incar.get('LEPSILON', False)).strip('.').lower() in (
+            'true',
+            't',
+        )
+
     def get_builder(self, step: str, structure, code, settings: dict[str, Any], **kwargs: Any):
         from aiida import orm
 
@@ -79,6 +87,9 @@ class VaspEngine(Engine):
             )
             if step == 'dielectric' and kwargs.get('mobile'):
                 step_settings['mobile'] = kwargs['mobile']
+            if step == 'phonon_gamma' and kwargs.get('mobile') and self.gamma_gives_dielectric(settings):
+                step_settings['mobile'] = kwargs['mobile']
+                step_settings['lepsilon'] = True  # read ε∞ and the Born charges of the same job
         builder.step = orm.Str(step)
         builder.step_settings = orm.Dict(step_settings)
         builder.metadata.label = step

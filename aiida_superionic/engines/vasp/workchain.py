@@ -58,7 +58,7 @@ class VaspStepWorkChain(EngineStepBuilder, WorkChain):
             valid_type=orm.Dict,
             default=lambda: orm.Dict({}),
             help='md: n_steps, segment_steps, frame_interval, timestep_fs, temperature_K, max_segments; '
-            'dielectric: mobile.',
+            'dielectric: mobile; phonon_gamma: mobile and lepsilon (also the dielectric output, same job).',
         )
         spec.outline(
             cls.setup,
@@ -208,6 +208,8 @@ class VaspStepWorkChain(EngineStepBuilder, WorkChain):
             self.out('results', vasp_relax_results(child.outputs.misc))
             return None
         params = {'step': step, 'mobile': self.ctx.settings.get('mobile')}
+        if self.ctx.settings.get('lepsilon'):  # phonon_gamma: also ε∞ and the Born charges of the job
+            params['lepsilon'] = True
         structure = self.ctx.inputs.structure
         params['symbols'] = [structure.get_kind(site.kind_name).symbol for site in structure.sites]
         if self.ctx.primitive:

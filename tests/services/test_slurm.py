@@ -317,11 +317,32 @@ def test_material_chain_through_slurm_equals_direct(slurm_code, li3n_fast):
 # ----------------------------------------------------------------- killed by Slurm: time limit, scancel, down
 
 #: The run that Slurm's time limit kills: LiF as ``LIF_MD`` but long enough to outlast a one-minute limit
-#: (Slurm enforces it within 30 s after the minute): about 2 minutes of MD on one quiet core.
+#: (Slurm enforces it within 30 s after the minute). Its length is sized from this machine's measured
+#: rate (``_long_run_steps``), so a faster or quieter machine does not finish it before the limit.
 LIF_MD_LONG = {**LIF_MD, 'n_steps': 800, 'frame_interval': 10, 'checkpoint_every': 5}
+#: seconds of MD the long run should last on one core at the measured rate: Slurm kills at 60-90 s, and
+#: the rate may double when the machine gets quieter during the run
+LONG_RUN_S = 200
 
 
-def _lif_long_builder(code):
+def _long_run_steps(reference_uuid: str) -> int:
+    """Steps of ``LIF_MD_LONG`` that last about ``LONG_RUN_S`` at the rate the shared ``LIF_MD`` reference
+    run measured here (same cell, same model, one thread), at least 800, a whole number of frames."""
+    from aiida import orm
+
+    reference = orm.load_node(reference_uuid)
+    rates = [
+        calc.outputs.results.get_dict().get('seconds_per_step')
+        for calc in reference.called_descendants
+        if isinstance(calc, orm.CalcJobNode) and 'results' in calc.outputs
+    ]
+    seconds_per_step = max(r for r in rates if r)
+    interval = LIF_MD_LONG['frame_interval']
+    steps = max(LIF_MD_LONG['n_steps'], int(LONG_RUN_S / seconds_per_step))
+    return -(-steps // interval) * interval
+
+
+def _lif_long_builder(code, n_steps: int):
     from aiida import orm
     from ase.build import bulk
 
@@ -329,9 +350,8 @@ def _lif_long_builder(code):
 
     engine = get_engine('mlip')
     cell = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.08, cubic=True))
-    return engine.get_builder(
-        'md', cell, code, engine.protocol('fast', {'md': LIF_MD_LONG}), temperature_K=800, seed=7
-    )
+    settings = engine.protocol('fast', {'md': {**LIF_MD_LONG, 'n_steps': n_steps}})
+    return engine.get_builder('md', cell, code, settings, temperature_K=800, seed=7)
 
 
 def _run_together(*builders):
@@ -348,7 +368,7 @@ def _run_together(*builders):
     return nodes
 
 
-def test_md_job_killed_at_slurm_time_limit_continues_exactly(slurm_code):
+def test_md_job_killed_at_slurm_time_limit_continues_exactly(slurm_code, _lif_md_reference_run):
     """An MD job with ``--time`` of one minute: Slurm kills it (state TIMEOUT, its message in the job's
     stderr); the CalcJob ends with ERROR_WALLTIME at its last checkpoint, the restart work chain continues
     from that checkpoint, and the stitched trajectory equals an uninterrupted run of the same seed (on
@@ -356,10 +376,11 @@ def test_md_job_killed_at_slurm_time_limit_continues_exactly(slurm_code):
     from aiida.common import timezone
 
     since = timezone.now()
-    builder = _lif_long_builder(slurm_code)
+    n_steps = _long_run_steps(_lif_md_reference_run)
+    builder = _lif_long_builder(slurm_code, n_steps)
     builder.mlip.metadata.options.max_wallclock_seconds = 60
     started = time.monotonic()
-    node, reference = _run_together(builder, _lif_long_builder(load_mlip_code()))
+    node, reference = _run_together(builder, _lif_long_builder(load_mlip_code(), n_steps))
     elapsed = time.monotonic() - started
     assert node.is_finished_ok, node.exit_message
     first, *rest = _calcs(node)
@@ -371,7 +392,7 @@ def test_md_job_killed_at_slurm_time_limit_continues_exactly(slurm_code):
     assert first.exit_status == first.process_class.exit_codes.ERROR_WALLTIME.status, first.exit_message
     assert first.outputs.results['status'] == 'walltime'
     checkpoint = first.outputs.results['restart_step']
-    assert 0 < checkpoint < LIF_MD_LONG['n_steps']
+    assert 0 < checkpoint < n_steps
     assert rest and rest[0].inputs.restart.uuid == first.outputs.restart.uuid
     assert rest[0].outputs.results['restart_from_step'] == checkpoint
     assert rest[-1].exit_status == 0
@@ -380,7 +401,7 @@ def test_md_job_killed_at_slurm_time_limit_continues_exactly(slurm_code):
     _assert_stitched_equals(
         node.outputs.trajectory,
         reference.outputs.trajectory,
-        LIF_MD_LONG['n_steps'],
+        n_steps,
         LIF_MD_LONG['frame_interval'],
     )
 

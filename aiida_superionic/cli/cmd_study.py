@@ -105,7 +105,7 @@ def cmd_table(ctx, group, tmin, tmax, all_temperatures, family, engine, csv_path
     'out_dir',
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help='Folder for the PNG figures and report.html.',
+    help='Folder for the PNG figures, report.html and beside_paper.rst/.csv (this study beside the paper).',
 )
 @click.option(
     '--target', 'targets', multiple=True, help='ML target descriptor (repeat; default D, omega_all, C_v_all).'
@@ -158,7 +158,8 @@ def cmd_study(
     """Run the paper's study on the records in the graph (or a group): correlations with p-values and
     bootstrap intervals, PCA, k-means (one record per material, the one nearest 500 K), ML models on
     every record with leave-one-material-out validation. Every result is stored as a node
-    (`superionic.study`); the figures and one report.html go to --out."""
+    (`superionic.study`); the figures, one report.html and the paper's headline numbers beside ours
+    (beside_paper.rst, beside_paper.csv) go to --out."""
     from aiida import orm
     from aiida.engine import run_get_node
 
@@ -235,6 +236,7 @@ def cmd_study(
         orm.load_group(group).add_nodes([node])
     report = render(node, out_dir, progress=lambda m: click.echo(f'figures: {m}', err=True))
     _summary(node)
+    click.echo(f'beside the paper: {out_dir / "beside_paper.rst"} and beside_paper.csv (also in the report)')
     click.echo(f'done: StudyWorkChain<{node.pk}>; report {report}')
 
 

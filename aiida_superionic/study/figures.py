@@ -2,7 +2,8 @@
 
 Correlograms and p-value maps (Fig. 1), D-correlation bars with bootstrap intervals (Fig. 2), PCA scree
 and loadings (Fig. 4), k-means maps with cluster composition, elbow and silhouette (Fig. 5, S4-S5), ML
-parity plots (Fig. 3), and MSD / VDOS / Arrhenius plots per material.
+parity plots (Fig. 3), and MSD / VDOS / Arrhenius plots per material; the table "beside the paper"
+(:mod:`.paper`) in the report and as ``beside_paper.csv`` / ``beside_paper.rst``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..descriptors import BY_KEY
+from . import paper
 
 Progress = Callable[[str], None]
 
@@ -252,11 +254,18 @@ def render(node, out_dir: Path, progress: Progress | None = None, per_material_l
 
     figs = []
     boot = outputs.bootstrap if 'bootstrap' in outputs else None
+    families = outputs.bootstrap_families if 'bootstrap_families' in outputs else {}
     for name in sorted(outputs.correlations) if 'correlations' in outputs else []:
         summary = outputs.correlations[name]
         if summary['D_row']:
             say(f'D correlations {name}')
-            use_boot = boot if name == 'all_spearman' else None
+            family, _, method = name.rpartition('_')
+            if method != 'spearman':
+                use_boot = None
+            elif family == 'all':
+                use_boot = boot
+            else:
+                use_boot = families[family] if family in families else None
             figs.append((d_bars(summary, use_boot, out_dir / f'D_correlations_{name}.png'), name))
     sections.append(('Correlations with D (Fig. 2)', figs))
 
@@ -284,11 +293,76 @@ def render(node, out_dir: Path, progress: Progress | None = None, per_material_l
         safe = ''.join(ch if ch.isalnum() or ch in '-_' else '_' for ch in material)
         figs.append((material_plots(table, material, out_dir / f'material_{safe}.png'), material))
     sections.append(('MSD, VDOS and Arrhenius per material', figs))
-    return write_report(node, table, sections, out_dir / 'report.html')
+    say('beside the paper')
+    beside = beside_paper_of(node)
+    paper.write(beside, out_dir)
+    return write_report(node, table, sections, out_dir / 'report.html', beside)
 
 
-def write_report(node, table, sections, path: Path) -> Path:
-    """One HTML file with the figures embedded (it can be mailed on its own) and the key numbers."""
+def beside_paper_of(node):
+    """The table of :func:`aiida_superionic.study.paper.beside_paper` from a finished study's stored
+    outputs (the bootstrap of all materials and of the Li family, the Spearman summaries, the PCA and
+    the k-means summaries); an analysis the study skipped gives ``n/a`` rows with its recorded reason."""
+    outputs = node.outputs
+    skipped = node.base.extras.get('skipped', {})
+
+    def get(name, sub=None):
+        if name not in outputs:
+            return None
+        port = outputs[name]
+        if sub is None:
+            return port.get_dict()
+        return port[sub].get_dict() if sub in port else None
+
+    kmeans = {n: outputs.kmeans[n].get_dict() for n in outputs.kmeans} if 'kmeans' in outputs else None
+    reasons = {
+        'all': skipped.get('bootstrap'),
+        'Li': skipped.get('bootstrap_families.Li'),
+        'pca': skipped.get('pca'),
+        'kmeans': next((v for k, v in sorted(skipped.items()) if k.startswith('kmeans')), None),
+    }
+    return paper.beside_paper(
+        bootstrap=get('bootstrap'),
+        bootstrap_li=get('bootstrap_families', 'Li'),
+        correlations=get('correlations', 'all_spearman'),
+        correlations_li=get('correlations', 'Li_spearman'),
+        pca=get('pca'),
+        kmeans=kmeans or None,
+        reasons={k: v for k, v in reasons.items() if v},
+    )
+
+
+def _beside_html(beside) -> str:
+    cols = [
+        'quantity',
+        'key',
+        'subset',
+        'paper',
+        'ours',
+        'interval',
+        'n_materials',
+        'inside',
+        'same_sign',
+        'note',
+        'where',
+    ]
+    head = ''.join(f'<th>{html.escape(c)}</th>' for c in cols)
+    rows = ''.join(
+        '<tr>' + ''.join(f'<td>{html.escape(str(row[c]))}</td>' for c in cols) + '</tr>'
+        for _, row in beside.iterrows()
+    )
+    return (
+        "<h2>Beside the paper</h2><p>López <i>et al.</i> (2023), numbers of the paper's text (line numbers of "
+        f"{html.escape(paper.PAPER_TEXT)}) beside this study's: Spearman c_S(D, ·) with percentile bootstrap "
+        'intervals over materials (all materials; the Li family), PCA variance shares and k-means k. '
+        "<i>inside</i>: the paper's value lies in our interval. Also in beside_paper.csv and "
+        f'beside_paper.rst.</p><table><tr>{head}</tr>{rows}</table>'
+    )
+
+
+def write_report(node, table, sections, path: Path, beside=None) -> Path:
+    """One HTML file with the figures embedded (it can be mailed on its own) and the key numbers;
+    ``beside``: the table of :func:`beside_paper_of` (its "Beside the paper" section)."""
     parts = [
         '<!DOCTYPE html><html><head><meta charset="utf-8"><title>aiida-superionic study</title>',
         '<style>body{font-family:sans-serif;max-width:1400px;margin:auto}img{max-width:100%}'
@@ -313,6 +387,8 @@ def write_report(node, table, sections, path: Path) -> Path:
             '<h2>ML models (MAPE, eq. 8)</h2><table><tr><th>model</th><th>test</th><th>train</th>'
             f'<th>samples</th><th>materials</th></tr>{rows}</table>'
         )
+    if beside is not None:
+        parts.append(_beside_html(beside))
     for title, figs in sections:
         if not figs:
             continue

@@ -75,7 +75,7 @@ def _validate(value, _):
 
 
 class StudyWorkChain(WorkChain):
-    """Correlations (all and per family), bootstrap intervals, PCA, k-means and ML models of a set of
+    """Correlations and bootstrap intervals (all and per family), PCA, k-means and ML models of a set of
     descriptor records; every result is a node whose inputs lead back to the records."""
 
     @classmethod
@@ -96,6 +96,13 @@ class StudyWorkChain(WorkChain):
         spec.output_namespace('correlations', valid_type=orm.Dict, dynamic=True)
         spec.output_namespace('correlation_matrices', valid_type=orm.ArrayData, dynamic=True)
         spec.output('bootstrap', valid_type=orm.Dict, required=False)
+        spec.output_namespace(
+            'bootstrap_families',
+            valid_type=orm.Dict,
+            dynamic=True,
+            required=False,
+            help='The bootstrap of c_S(D, .) within each family of the per-family correlations.',
+        )
         spec.output('pca', valid_type=orm.Dict, required=False)
         spec.output('pca_arrays', valid_type=orm.ArrayData, required=False)
         spec.output_namespace('kmeans', valid_type=orm.Dict, dynamic=True, required=False)
@@ -169,17 +176,20 @@ class StudyWorkChain(WorkChain):
                     self.out(f'correlations.{name}', out['summary'])
                     self.out(f'correlation_matrices.{name}', out['matrices'])
         self.report(f'correlations: all materials and families {families or "none"}')
-        params = {
-            **p['bootstrap'],
-            'target': 'D',
-            'seed': p['seed'],
-            'temperature_window': p['temperature_window'],
-            'descriptors': p['descriptors'],
-        }
-        out = self._call('bootstrap', functions.bootstrap, self.ctx.table, orm.Dict(params))
-        if out is not None:
-            self.out('bootstrap', out)
-            self.report(f'bootstrap: {params["n_boot"]} resamples of the materials')
+        for family in [None, *families]:  # all materials, then each family (the paper's Fig. 2(b), 2(c))
+            params = {
+                **p['bootstrap'],
+                'target': 'D',
+                'seed': p['seed'],
+                'temperature_window': p['temperature_window'],
+                'descriptors': p['descriptors'],
+                'family': family,
+            }
+            name = 'bootstrap' if family is None else f'bootstrap_families.{family}'
+            out = self._call(name, functions.bootstrap, self.ctx.table, orm.Dict(params))
+            if out is not None:
+                self.out(name, out)
+                self.report(f'{name}: {params["n_boot"]} resamples of the materials')
 
     def principal_components(self):
         p = self._p()

@@ -189,6 +189,14 @@ def test_cli_table_study_predict(planted_group, tmp_path):
     )
     html = (out / 'report.html').read_text()
     assert html.count('<img src="data:image/png;base64,') == len(pngs)
+    # this study beside the paper: in the report and as rst/csv in --out
+    assert '<h2>Beside the paper</h2>' in html and 'c_S(D, κ)' in html
+    beside = pd.read_csv(out / 'beside_paper.csv')
+    assert (
+        set(beside['subset']) == {'all', 'Li'} and beside['n_materials'].astype(str).isin(['12', '6']).all()
+    )
+    assert (out / 'beside_paper.rst').read_text().startswith('.. list-table::')
+    assert 'beside_paper.rst' in res.output
     study = (
         orm.QueryBuilder()
         .append(StudyWorkChain, project='*')

@@ -321,11 +321,19 @@ def beside_paper_of(node):
         'pca': skipped.get('pca'),
         'kmeans': next((v for k, v in sorted(skipped.items()) if k.startswith('kmeans')), None),
     }
+    boot_all, corr_all = get('bootstrap'), get('correlations', 'all_spearman')
+    boot_li, corr_li = get('bootstrap_families', 'Li'), get('correlations', 'Li_spearman')
+    if boot_li is None and boot_all is not None and corr_all is not None:
+        # a study of Li materials only has no per-family analyses: all materials are the Li family
+        frame = outputs.table.to_dataframe()
+        families = set(frame.loc[frame['uuid'].isin(corr_all.get('row_uuids') or []), 'family'])
+        if families == {'Li'}:
+            boot_li, corr_li = boot_all, corr_all
     return paper.beside_paper(
-        bootstrap=get('bootstrap'),
-        bootstrap_li=get('bootstrap_families', 'Li'),
-        correlations=get('correlations', 'all_spearman'),
-        correlations_li=get('correlations', 'Li_spearman'),
+        bootstrap=boot_all,
+        bootstrap_li=boot_li,
+        correlations=corr_all,
+        correlations_li=corr_li,
         pca=get('pca'),
         kmeans=kmeans or None,
         reasons={k: v for k, v in reasons.items() if v},

@@ -164,10 +164,10 @@ def _symbol(key: str) -> str:
     return d.symbol if d else key
 
 
-def _pct(value: float | None, signed: bool = True, digits: int = 0) -> str:
+def _pct(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return NA
-    return f'{100 * value:+.{digits}f} %' if signed else f'{100 * value:.{digits}f} %'
+    return f'{100 * value:+.0f} %'
 
 
 def _finite(value: Any) -> float | None:
@@ -240,7 +240,8 @@ def _correlation_row(
         note = f'{pv.key} not in the study: ' + (
             reason or 'fewer than 3 materials with both it and D known, or constant over them'
         )
-        return _row(pv, note=note, n_materials=_n_of(pv.key, boot, summary))
+        pair = ((summary or {}).get('D_row') or {}).get(pv.key) or {}
+        return _row(pv, note=note, n_materials=pair.get('n', NA))
     low, high = _finite(entry.get('low')), _finite(entry.get('high'))
     n = _n_of(pv.key, boot, summary)
     confidence = _finite(boot.get('confidence')) or 0.95

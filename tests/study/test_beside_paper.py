@@ -157,7 +157,7 @@ def test_without_any_analysis_every_row_is_na_with_a_reason():
     assert table[table.quantity == 'D contribution to PC1'].iloc[0]['note'].startswith('D is not in the PCA')
 
 
-def _planted_study():
+def _planted_study(families=None, n_per_family=8):
     """16 materials (8 Li, 8 Na) at 500 K with D = 1e-6 exp(x):
 
     * omega_all = 10 - x (c_S = -1 exactly, in every resample), C_v_all = x^2 (c_S = +1);
@@ -165,7 +165,7 @@ def _planted_study():
     * S_vib_all, Gamma, E_g, epsilon independent of x; E_vac unknown everywhere.
     """
     rng = np.random.default_rng(5)
-    records = planted_records(rng, n_per_family=8)
+    records = planted_records(rng, families=families, n_per_family=n_per_family)
     for rec in records:
         v = rec['values']
         x = math.log(v['D'] / 1e-6)
@@ -234,7 +234,8 @@ def test_beside_the_paper_on_a_planted_study_matches_scipy():
         sps.spearmanr(column('D'), column('kappa')).statistic
     )
     assert set(table['inside']) >= {'yes', 'no'}
-    assert row[('E_vac', 'all')]['ours'] == NA and 'E_vac not in the study' in row[('E_vac', 'all')]['note']
+    e_vac = row[('E_vac', 'all')]
+    assert e_vac['ours'] == NA and e_vac['n_materials'] == NA and 'E_vac not in the study' in e_vac['note']
     # PCA and k-means: the stored numbers
     pca = node.outputs.pca
     pc3 = table[table.quantity == 'PC3 share of the variance'].iloc[0]
@@ -264,3 +265,14 @@ def test_the_rst_table_is_valid_restructuredtext():
     first = [e.astext() for e in rows[1].findall(lambda n: n.tagname == 'entry')]
     assert first[:7] == ['c_S(D, ⟨ω⟩ (all))', 'omega_all', 'all', '-39 %', '-25 %', '[-50 %, +10 %]', '9']
     assert first[7:9] == ['yes', 'yes']
+
+
+def test_a_li_only_study_compares_its_materials_with_the_papers_li_numbers():
+    """With Li materials only the study makes no per-family analyses; its all-materials bootstrap is the
+    Li family's, and the Li rows use it (not n/a)."""
+    records, node = _planted_study(families={'Li': 0.0}, n_per_family=5)
+    assert 'bootstrap_families' not in node.outputs
+    row = figures.beside_paper_of(node).set_index(['key', 'subset']).loc
+    ref = sps.spearmanr([r['values']['D'] for r in records], [r['values']['kappa'] for r in records])
+    assert row[('kappa', 'Li')]['ours_value'] == pytest.approx(ref.statistic) == pytest.approx(-1.0)
+    assert row[('kappa', 'Li')]['n_materials'] == 5

@@ -24,6 +24,10 @@ in one run.
     ``--graph-repeats`` calls each after one untimed call (wall time, and the process's CPU time, which
     other jobs on a shared machine disturb less).
 
+(e) other models: ``--models chgnet-0.3.0,sevennet-0`` adds, for each model other than CHGNet 0.3.0, the runner's
+    task ``md`` with that model (same cell, settings, seed and steps as (a); e.g. SevenNet-0 through
+    ``sevenn.calculator.SevenNetCalculator``), timed in the same rounds.
+
 All sides use the same loaded CHGNet 0.3.0 model object, the same structure, the same torch thread count and the
 same number of timed steps, each after an untimed warm-up of a few steps. The two sides alternate
 (``--repeat`` rounds); the best and the mean of the per-round rates are printed.
@@ -32,6 +36,7 @@ same number of timed steps, each after an untimed warm-up of a few steps. The tw
     .venv/bin/python benchmarks/bench_md.py --quick    # LiF 2x2x2 conventional, 64 atoms, 10 steps
     .venv/bin/python benchmarks/bench_md.py --quick --replicas 1,2,4   # (c) with 1, 2 and 4 replicas (default)
     .venv/bin/python benchmarks/bench_md.py --graphs cpu,device --replicas 1,4 --no-single   # (c) + (d) only
+    .venv/bin/python benchmarks/bench_md.py --quick --replicas 0 --models chgnet-0.3.0,sevennet-0  # (a) + (e)
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ def md_settings(args, n_steps: int) -> dict:
     }
 
 
-def run_ours(atoms, args, n_steps: int) -> dict:
+def run_ours(atoms, args, n_steps: int, model: str = 'chgnet-0.3.0') -> dict:
     """One runner call (task md) in a fresh temporary directory; returns its results.json plus our wall time."""
     import ase.io
 
@@ -79,7 +84,7 @@ def run_ours(atoms, args, n_steps: int) -> dict:
         ase.io.write(workdir / runner.STRUCTURE_FILE, atoms, format='extxyz')
         config = {
             'task': 'md',
-            'model': 'chgnet-0.3.0',
+            'model': model,
             'device': args.device,
             'seed': args.seed,
             'settings': md_settings(args, n_steps),
@@ -219,6 +224,15 @@ def load_average() -> str:
         return 'n/a'
 
 
+def model_version(name: str) -> str:
+    """The package behind a runner model, with its version."""
+    if name == 'sevennet-0':
+        import sevenn
+
+        return f'SevenNet-0 11Jul2024 checkpoint, sevenn {sevenn.__version__}'
+    return name
+
+
 def model_device(model) -> str:
     try:
         return str(next(model.parameters()).device).split(':')[0]
@@ -252,6 +266,11 @@ def main(argv=None) -> int:
     parser.add_argument('--graph-repeats', type=int, default=5, help='timed graph builds per builder in (d)')
     parser.add_argument('--no-single', action='store_true', help='leave out (a) and (b): only (c) and (d)')
     parser.add_argument(
+        '--models',
+        default='chgnet-0.3.0',
+        help='runner models, comma-separated: each one other than chgnet-0.3.0 adds a side (e) (e.g. sevennet-0)',
+    )
+    parser.add_argument(
         '--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)'
     )
     args = parser.parse_args(argv)
@@ -259,6 +278,14 @@ def main(argv=None) -> int:
     graph_modes = [x.strip() for x in str(args.graphs).split(',') if x.strip()]
     if any(mode not in ('auto', 'cpu', 'device') for mode in graph_modes):
         parser.error(f'--graphs: auto, cpu or device (got {args.graphs!r})')
+    from aiida_superionic.engines.mlip.models import MODELS
+
+    other_models = [x.strip().lower() for x in str(args.models).split(',') if x.strip()]
+    if any(m not in MODELS for m in other_models):
+        parser.error(f'--models: one or more of {", ".join(MODELS)} (got {args.models!r})')
+    other_models = [m for m in dict.fromkeys(other_models) if m != 'chgnet-0.3.0']
+    if other_models and args.no_single:
+        parser.error('--models needs the single-run sides: leave out --no-single')
     repeat_cell = args.repeat_cell or (2 if args.quick else 3)
     n_steps = args.steps or (10 if args.quick else 20)
 
@@ -284,6 +311,10 @@ def main(argv=None) -> int:
         f'{len(atoms)} atoms, a = 4.03 Å'
     )
     print(f'  model         : CHGNet 0.3.0 (chgnet {chgnet.__version__}), loaded in {t_load:.1f} s')
+    for name in other_models:
+        t0 = time.perf_counter()
+        load_calculator(name, device)  # loads the weights once (cached per process), outside the timings
+        print(f'  model (e)     : {name} ({model_version(name)}), loaded in {time.perf_counter() - t0:.1f} s')
     print(
         f'  MD            : NoseHooverChainNVT, {args.temperature:g} K, dt = {args.timestep:g} fs, '
         f'tdamp = {args.tdamp:g} fs; {args.warmup} warm-up + {n_steps} timed steps per side and round, '
@@ -314,6 +345,7 @@ def main(argv=None) -> int:
     sys.stdout.flush()
 
     ours_rates, peer_rates, ours_wall, peer_wall = [], [], [], []
+    other_rates: dict[str, list[float]] = {name: [] for name in other_models}
     batch_rates: dict[tuple[int, str], list[float]] = {
         (n, g): [] for g in graph_modes for n in replica_counts
     }
@@ -341,8 +373,19 @@ def main(argv=None) -> int:
             line += (
                 f' ours {ours_rates[-1]:.3f} steps/s (runner wall {ours["wall_time_s"]:.2f} s, '
                 f'T_mean {ours["T_mean_K"]:.0f} K), peer {peer_rates[-1]:.3f} steps/s '
-                f'(wall {peer["outer_wall_s"]:.2f} s)' + (',' if batch_rates else '')
+                f'(wall {peer["outer_wall_s"]:.2f} s)' + (',' if batch_rates or other_rates else '')
             )
+            # (e) the runner with the other models: the same
+            for name, rates in other_rates.items():
+                sys.stdout = devnull
+                try:
+                    if args.warmup:
+                        run_ours(atoms, args, args.warmup, name)
+                    other = run_ours(atoms, args, n_steps, name)
+                finally:
+                    sys.stdout = stdout
+                rates.append(1.0 / other['seconds_per_step'])
+                line += f' {name} {rates[-1]:.3f} steps/s (T_mean {other["T_mean_K"]:.0f} K),'
         # (c) batched task md_batch: warm-up, then timed, for each graph builder and replica count
         for n, graph in batch_rates:
             sys.stdout = devnull
@@ -378,7 +421,12 @@ def main(argv=None) -> int:
         f'{"(b) peer: ASE NoseHooverChainNVT + CHGNetCalculator (efsm)":58s} {best_peer:12.3f} {mean_peer:12.3f} '
         f'{1000 / best_peer:9.1f}'
     )
+    for name, rates in other_rates.items():
+        label = f'(e) runner task md, model {name}'
+        print(f'{label:58s} {max(rates):12.3f} {statistics.mean(rates):12.3f} {1000 / max(rates):9.1f}')
     print(f'ratio ours/peer: {best_ours / best_peer:.2f}x (best), {mean_ours / mean_peer:.2f}x (mean)')
+    for name, rates in other_rates.items():
+        print(f'ratio {name} / chgnet-0.3.0 (runner task md): {max(rates) / best_ours:.2f}x (best)')
     for (n, g), rates in batch_rates.items():
         print(
             f'ratio batched x{n} (graph {g}) / ours: {max(rates) / best_ours:.2f}x (best, replica-steps/s over '

@@ -68,6 +68,11 @@ class MlipEngine(Engine):
 
         if not runs:
             raise InputError('md.batch: no MD run to batch')
+        model = str(settings.get('model') or 'chgnet-0.3.0').strip().lower()
+        if model != 'chgnet-0.3.0':  # the runner's md_batch batches CHGNet only: refuse before any job
+            raise InputError(
+                f'md.batch: model {model!r} is not batched (chgnet-0.3.0 only); set md.batch false'
+            )
         task_settings = _md_task_settings(settings['md'])
         task_settings['replicas'] = [
             {'name': name, 'temperature_K': float(temperature), 'seed': int(seed)}

@@ -7,7 +7,10 @@
   energy + forces (task ``'ef'``) unless the stress is requested (task ``'efs'``). The stock
   ``chgnet.model.dynamics.CHGNetCalculator`` always evaluates ``'efsm'`` (stress + magnetic moments), which on
   a CPU costs ~50 % more per MD step for nothing.
-* ``'sevennet-0'``: SevenNet-0 through ``sevenn.calculator.SevenNetCalculator`` (optional dependency).
+* ``'sevennet-0'``: SevenNet-0 (the 11 Jul 2024 checkpoint, sevenn's ``7net-0``) through
+  ``sevenn.calculator.SevenNetCalculator`` (optional dependency ``aiida-superionic[sevennet]``). The checkpoint
+  ships in the ``sevenn`` wheel; it is loaded from its path in the installed package (:func:`sevennet_checkpoint`),
+  never by name, so that nothing is ever downloaded at run time (sevenn fetches a missing checkpoint by URL).
 
 No AiiDA import here: this module runs on the compute node.
 """
@@ -18,7 +21,14 @@ import numpy as np
 from ase import units
 from ase.calculators.calculator import Calculator, all_changes
 
-__all__ = ('DEFAULT_MODEL', 'MODELS', 'FastCHGNetCalculator', 'load_calculator', 'resolve_device')
+__all__ = (
+    'DEFAULT_MODEL',
+    'MODELS',
+    'FastCHGNetCalculator',
+    'load_calculator',
+    'resolve_device',
+    'sevennet_checkpoint',
+)
 
 DEFAULT_MODEL = 'chgnet-0.3.0'
 MODELS: tuple[str, ...] = ('chgnet-0.3.0', 'sevennet-0')
@@ -27,6 +37,7 @@ MODELS: tuple[str, ...] = ('chgnet-0.3.0', 'sevennet-0')
 GPA_TO_EV_A3 = units.GPa  # = 1 / 160.21766208
 
 _CHGNET_CACHE: dict[tuple[str, str], object] = {}
+_SEVENNET_CACHE: dict[tuple[str, str], Calculator] = {}
 
 
 def resolve_device(device: str = 'auto') -> str:
@@ -96,17 +107,53 @@ class FastCHGNetCalculator(Calculator):
             self.results['stress'] = np.asarray(prediction['s'], dtype=float).reshape(3, 3) * GPA_TO_EV_A3
 
 
+def sevennet_checkpoint() -> str:
+    """Path of the SevenNet-0 (11 Jul 2024) checkpoint inside the installed ``sevenn`` package.
+
+    Raises ``ImportError`` (with the install hint) without ``sevenn``, ``FileNotFoundError`` when the installed
+    ``sevenn`` lacks the file (sevenn would otherwise try to download it).
+    """
+    try:
+        from sevenn import _const
+    except ImportError as exc:
+        raise ImportError(
+            "the SevenNet-0 model needs the optional dependency: pip install 'aiida-superionic[sevennet]'"
+        ) from exc
+    from pathlib import Path
+
+    path = Path(_const.SEVENNET_0_11Jul2024)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'the SevenNet-0 checkpoint is not in the installed sevenn package ({path}); '
+            "reinstall it: pip install 'aiida-superionic[sevennet]'"
+        )
+    return str(path)
+
+
+def _load_sevennet(device: str) -> Calculator:
+    """A SevenNet-0 calculator; the model is built once per (checkpoint, device) and process (building it
+    takes seconds on a CPU): later calls get a fresh calculator (own atoms and results) sharing that model."""
+    import copy
+    import warnings
+
+    checkpoint = sevennet_checkpoint()
+    key = (checkpoint, device)
+    if key not in _SEVENNET_CACHE:
+        from sevenn.calculator import SevenNetCalculator
+
+        with warnings.catch_warnings():  # "no tensor product accelerator": none exists for the CPU
+            warnings.filterwarnings('ignore', message='No tensor product accelerator', category=UserWarning)
+            _SEVENNET_CACHE[key] = SevenNetCalculator(checkpoint, file_type='checkpoint', device=device)
+    calc = copy.copy(_SEVENNET_CACHE[key])
+    calc.reset()
+    return calc
+
+
 def load_calculator(model: str = DEFAULT_MODEL, device: str = 'auto') -> Calculator:
     """An ASE calculator for ``model`` (one of :data:`MODELS`) on ``device`` ('auto', 'cpu', 'cuda', ...)."""
     name = str(model).strip().lower()
     if name == 'chgnet-0.3.0':
         return FastCHGNetCalculator(version='0.3.0', device=device)
     if name == 'sevennet-0':
-        try:
-            from sevenn.calculator import SevenNetCalculator
-        except ImportError as exc:
-            raise ImportError(
-                "the SevenNet-0 model needs the optional dependency: pip install 'aiida-superionic[sevennet]'"
-            ) from exc
-        return SevenNetCalculator('7net-0', device=resolve_device(device))
+        return _load_sevennet(resolve_device(device))
     raise ValueError(f'unknown model {model!r}: known models are {", ".join(MODELS)}')

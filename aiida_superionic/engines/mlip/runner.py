@@ -96,7 +96,10 @@ def run(workdir: str | os.PathLike) -> tuple[str, dict]:
             from aiida_superionic.engines.mlip.models import _load_chgnet, resolve_device
 
             if str(model).strip().lower() != 'chgnet-0.3.0':
-                raise TaskError(f'md_batch: model {model!r} is not batched; known: chgnet-0.3.0')
+                raise TaskError(
+                    f'md_batch: model {model!r} is not batched (md_batch batches chgnet-0.3.0 only); '
+                    'run one task md per cell with this model'
+                )
             seed = int(config.get('seed') if config.get('seed') is not None else 0)
             chgnet = _load_chgnet('0.3.0', resolve_device(config.get('device') or 'auto'))
             ctx = Context(workdir=workdir, calc=chgnet, seed=seed, t_start=t_start, model=model)

@@ -22,7 +22,13 @@ in one run.
     ``Structure`` + ``CrystalGraphConverter``, as md_batch's ``graph: cpu``) and with ``crystal_graph`` on the
     model's device (as ``graph: device``; CUDA synchronised before the clock stops), best and mean of
     ``--graph-repeats`` calls each after one untimed call (wall time, and the process's CPU time, which
-    other jobs on a shared machine disturb less).
+    other jobs on a shared machine disturb less). ``crystal_graph`` is timed twice: with its default
+    neighbour search (``auto``: the cell list of ``neighbor_list`` by its size rule,
+    :func:`~aiida_superionic.engines.mlip.graphs.choose_neighbor_method`, else all pairs) and forced to the all-pairs search (the only one before the cell list). On
+    Linux the peak memory of one call of each builder is measured too: the rise of the peak resident set
+    (``VmHWM``, reset through ``/proc/self/clear_refs``) over the resident set before the call (its first
+    call; run with ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed tensors go back to the system and no
+    builder's peak hides another's); ``--repeat-cell`` sets the cell.
 
 (e) other models: ``--models chgnet-0.3.0,sevennet-0`` adds, for each model other than CHGNet 0.3.0, the runner's
     task ``md`` with that model (same cell, settings, seed and steps as (a); e.g. SevenNet-0 through
@@ -37,6 +43,8 @@ same number of timed steps, each after an untimed warm-up of a few steps. The tw
     .venv/bin/python benchmarks/bench_md.py --quick --replicas 1,2,4   # (c) with 1, 2 and 4 replicas (default)
     .venv/bin/python benchmarks/bench_md.py --graphs cpu,device --replicas 1,4 --no-single   # (c) + (d) only
     .venv/bin/python benchmarks/bench_md.py --quick --replicas 0 --models chgnet-0.3.0,sevennet-0  # (a) + (e)
+    MALLOC_MMAP_THRESHOLD_=65536 .venv/bin/python benchmarks/bench_md.py --replicas 0 --no-single \\
+        --graph-repeats 3 --repeat-cell 6   # (d) only, 1728 atoms
 """
 
 from __future__ import annotations
@@ -188,7 +196,7 @@ def time_graphs(atoms, model, repeats: int) -> dict[str, list[float]]:
         )
         return converter(structure).to(device)
 
-    def device_graph():
+    def device_graph(method='auto'):
         return crystal_graph(
             torch.as_tensor(atoms.positions, dtype=torch.float64).to(device),
             torch.as_tensor(np.asarray(atoms.cell), dtype=torch.float64).to(device),
@@ -196,10 +204,17 @@ def time_graphs(atoms, model, repeats: int) -> dict[str, list[float]]:
             atom_graph_cutoff=converter.atom_graph_cutoff,
             bond_graph_cutoff=converter.bond_graph_cutoff,
             composition=formula,
+            neighbor_method=method,
         )
 
     out = {}
-    for name, build in (('cpu', chgnet_graph), ('device', device_graph)):
+    builders = (
+        ('cpu', chgnet_graph),
+        ('device', device_graph),
+        ('all_pairs', lambda: device_graph('all_pairs')),
+    )
+    for name, build in builders:
+        out[f'{name}_peak_MiB'] = peak_memory_MiB(build)
         build()  # untimed first call
         times, cpu_times = [], []
         for _ in range(repeats):
@@ -215,6 +230,31 @@ def time_graphs(atoms, model, repeats: int) -> dict[str, list[float]]:
         out[f'{name}_cpu'] = cpu_times
         out[f'{name}_edges'] = [len(graph.atom_graph), len(graph.bond_graph)]
     return out
+
+
+def _rss_kib(field: str) -> int:
+    with open('/proc/self/status') as handle:
+        for line in handle:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise OSError(f'no {field} in /proc/self/status')
+
+
+def peak_memory_MiB(build) -> float | None:
+    """The rise of the peak resident set over the resident set before one call of ``build``, in MiB (Linux:
+    ``VmHWM`` reset through ``/proc/self/clear_refs``); ``None`` elsewhere. Memory that the C allocator keeps
+    after an earlier call is not counted again: run with ``MALLOC_MMAP_THRESHOLD_=65536`` so that large
+    tensors are mapped and unmapped on their own (given back when freed)."""
+    if not os.path.exists('/proc/self/clear_refs'):
+        return None
+    try:
+        with open('/proc/self/clear_refs', 'w') as handle:
+            handle.write('5')
+        before = _rss_kib('VmRSS')
+        build()
+        return (_rss_kib('VmHWM') - before) / 1024
+    except OSError:
+        return None
 
 
 def load_average() -> str:
@@ -333,14 +373,17 @@ def main(argv=None) -> int:
     graph_times = time_graphs(atoms, model, args.graph_repeats)
     for name, label in (
         ('cpu', "CHGNet's CrystalGraphConverter (CPU)"),
-        ('device', f'crystal_graph ({device})'),
+        ('device', f'crystal_graph ({device}, neighbour search auto)'),
+        ('all_pairs', f'crystal_graph ({device}, all-pairs search)'),
     ):
         times = graph_times[name]
         n_edges, n_angles = graph_times[f'{name}_edges']
+        peak = graph_times[f'{name}_peak_MiB']
         print(
             f'  (d) graph     : {label}: best {1000 * min(times):.1f} ms, mean {1000 * statistics.mean(times):.1f} '
             f'ms per {len(atoms)}-atom graph ({n_edges} edges, {n_angles} angles); process CPU time best '
-            f'{1000 * min(graph_times[name + "_cpu"]):.1f} ms'
+            f'{1000 * min(graph_times[name + "_cpu"]):.1f} ms; peak memory '
+            + ('n/a' if peak is None else f'+{peak:.0f} MiB')
         )
     sys.stdout.flush()
 

@@ -192,6 +192,7 @@ def test_engine_builders(code, vasp_code):
         ({'md': {'n_stepz': 10}}, 'unknown key md.n_stepz; md has'),
         ({'relaks': {}}, "unknown key 'relaks'; the protocol has"),
         ({'md': {'timestep_fs': 30.0}}, 'md.timestep_fs must be > 0 and at most 10 fs'),
+        ({'md': {'friction_per_ps': -5.0}}, r'md.friction_per_ps must be a number > 0 \(Langevin friction'),
     ],
 )
 def test_a_bad_override_fails_at_launch_before_any_step(code, overrides, message):
@@ -245,3 +246,24 @@ def test_the_cli_launch_helper_checks_the_ports_before_storing(code):
     builder.settings = orm.Dict(settings)
     with pytest.raises(InputError, match=r'unknown key relax\.fmaxx; relax has'):
         check_inputs(builder)
+
+
+def test_the_langevin_friction_reaches_md_and_md_batch_in_the_runners_unit(code):
+    """``md.friction_per_ps`` (1/ps) is a protocol key: by default 10/ps, the runner's former default of
+    0.01/fs (so existing runs keep their numbers); an override reaches task md and task md_batch alike, as
+    the runner's ``friction_per_fs`` (1/fs)."""
+    from aiida_superionic.engines.contract import get_engine
+
+    engine = get_engine('mlip')
+    assert raw_protocol('mlip')['default']['md']['friction_per_ps'] == 10.0
+    for overrides, expected in (
+        ({}, 0.01),
+        ({'md': {'thermostat': 'langevin', 'friction_per_ps': 25.0}}, 0.025),
+    ):
+        settings = engine.protocol('fast', overrides)
+        single = engine.get_builder('md', lif(), code, settings, temperature_K=800, seed=3)
+        batch = engine.get_md_batch_builder({'a': (lif(), 800.0, 3)}, code, settings)
+        for builder in (single, batch):
+            runner_settings = builder.mlip.parameters.get_dict()['settings']
+            assert runner_settings['friction_per_fs'] == expected
+            assert 'friction_per_ps' not in runner_settings

@@ -153,8 +153,31 @@ def check_temperature(value: Any, what: str) -> float:
     return t
 
 
+#: Largest Langevin friction x time step: ASE's Langevin step expands its coefficients to second order in
+#: friction x time step (one of them, dt/2 - friction dt^2/8, changes sign at 4), so it must stay small.
+MAX_FRICTION_TIMESTEP = 0.5
+
+
+def check_friction(value: Any, timestep_fs: Any = None) -> float:
+    """The Langevin friction ``md.friction_per_ps`` (1/ps): a finite number > 0, and with the time step
+    (fs) friction x time step at most :data:`MAX_FRICTION_TIMESTEP`."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not (ok and value > 0):
+        raise InputError(
+            f'md.friction_per_ps must be a number > 0 (Langevin friction in 1/ps), got {value!r}'
+        )
+    if isinstance(timestep_fs, (int, float)) and not isinstance(timestep_fs, bool) and timestep_fs > 0:
+        product = value * timestep_fs / 1000.0
+        if product > MAX_FRICTION_TIMESTEP:
+            raise InputError(
+                f'md.friction_per_ps = {value!r} with timestep_fs = {timestep_fs!r} gives friction x time step '
+                f'= {product:g}, above {MAX_FRICTION_TIMESTEP:g} (the Langevin step needs it small)'
+            )
+    return float(value)
+
+
 def check_md_settings(settings: dict[str, Any]) -> None:
-    """Non-physical MD settings (time step, counts, temperatures) raise :class:`InputError`."""
+    """Non-physical MD settings (time step, counts, temperatures, Langevin friction) raise :class:`InputError`."""
     md = settings.get('md') or {}
     if 'timestep_fs' in md:
         dt = md['timestep_fs']
@@ -168,6 +191,8 @@ def check_md_settings(settings: dict[str, Any]) -> None:
                 raise InputError(f'md.{key} must be a whole number >= 1, got {n!r}')
     for t in md.get('temperatures') or []:
         check_temperature(t, 'md.temperatures')
+    if md.get('friction_per_ps') is not None:
+        check_friction(md['friction_per_ps'], md.get('timestep_fs'))
     batch = md.get('batch', False)
     if not isinstance(batch, bool):
         raise InputError(f'md.batch must be true or false, got {batch!r}')

@@ -295,3 +295,93 @@ def test_chunked_search_gives_the_same_graph(model, monkeypatch):
     for name in ('atom_graph', 'neighbor_image', 'directed2undirected', 'undirected2directed', 'bond_graph'):
         assert torch.equal(getattr(whole, name), getattr(chunked, name)), name
     assert_same_graph(chunked, chgnet_graph(model, atoms))
+
+
+# Cells large enough for the cell-list neighbour search (3+ bins of one 6 Å cutoff along each lattice vector)
+def lif_1000_rattled():
+    atoms = bulk('LiF', 'rocksalt', a=4.07, cubic=True).repeat(5)
+    atoms.rattle(0.12, seed=3)
+    return atoms
+
+
+def triclinic_1000():
+    """LiF 5x5x5 conventional under a general strain, rattled and partly unwrapped: no symmetry left."""
+    atoms = bulk('LiF', 'rocksalt', a=4.07, cubic=True).repeat(5)
+    strain = np.array([[1.02, 0.05, -0.03], [0.01, 1.0, 0.04], [-0.03, 0.02, 1.01]])
+    atoms.set_cell(np.asarray(atoms.cell) @ strain, scale_atoms=True)
+    atoms.rattle(0.08, seed=12)
+    positions = atoms.get_positions()
+    positions[::7] += np.asarray(atoms.cell)[1] - np.asarray(atoms.cell)[2]
+    atoms.set_positions(positions)
+    return atoms
+
+
+def lif_vacancies():
+    atoms = lif_1000_rattled()
+    del atoms[[0, 77, 300]]
+    return atoms
+
+
+def simple_cubic_at_the_cutoff(a: float) -> Atoms:
+    """Li on a simple cubic lattice of spacing ``a``, 4x4x4 (64 atoms): at 6 Å each atom's 6 nearest
+    neighbours sit exactly on the 6 Å cutoff, and the bins of the cell list are one cutoff wide."""
+    return Atoms('Li', positions=[[0, 0, 0]], cell=np.eye(3) * a, pbc=True).repeat(4)
+
+
+LARGE = {
+    'LiF_1000_rattled': lif_1000_rattled,
+    'triclinic_1000': triclinic_1000,
+    'LiF_997_vacancies': lif_vacancies,
+}
+
+
+def _neighbors(atoms, method):
+    from aiida_superionic.engines.mlip.graphs import neighbor_list
+
+    return neighbor_list(torch.tensor(atoms.positions), torch.tensor(np.asarray(atoms.cell)), 6.0, method)
+
+
+@pytest.mark.parametrize('name', list(LARGE))
+def test_cell_list_search_equals_all_pairs_and_chgnet_converter(model, name):
+    """On cells where the size rule takes the cell list: exactly the edges of the all-pairs search (same order,
+    images and bit-identical distances), and the graph of CHGNet's own converter."""
+    from aiida_superionic.engines.mlip.graphs import choose_neighbor_method
+
+    atoms = LARGE[name]()
+    cell = torch.tensor(np.asarray(atoms.cell))
+    assert choose_neighbor_method(cell, 6.0, len(atoms)) == 'cell_list'
+    cell_list, all_pairs = _neighbors(atoms, 'cell_list'), _neighbors(atoms, 'all_pairs')
+    for a, b in zip(cell_list, all_pairs, strict=True):
+        assert torch.equal(a, b)
+    distance = cell_list[3]
+    assert float(distance.max()) > 5.95  # edges close to the cutoff are among them
+    assert_same_graph(torch_graph(model, atoms), chgnet_graph(model, atoms))
+
+
+@pytest.mark.parametrize(('a', 'n_at_cutoff'), [(6.0, 6), (6.0 + 5e-10, 6), (6.0 - 1e-9, 6)])
+def test_cell_list_search_keeps_pymatgens_cutoff_test(model, a, n_at_cutoff):
+    """Neighbours exactly at, just inside and just below pymatgen's d^2 < r^2 + 1e-8 (the cell list forced on
+    a 64-atom cell of bins exactly one cutoff wide): the edges of the all-pairs search and of CHGNet."""
+    atoms = simple_cubic_at_the_cutoff(a)
+    cell_list, all_pairs = _neighbors(atoms, 'cell_list'), _neighbors(atoms, 'all_pairs')
+    for x, y in zip(cell_list, all_pairs, strict=True):
+        assert torch.equal(x, y)
+    center, distance = cell_list[0], cell_list[3]
+    assert int((np.isclose(distance.numpy(), a, atol=1e-6) & (center.numpy() == 0)).sum()) == n_at_cutoff
+    theirs = chgnet_graph(model, atoms)
+    assert Counter(edge_keys(theirs)) == Counter(
+        (int(i), int(j), *map(int, n))
+        for i, j, n in zip(cell_list[0], cell_list[1], cell_list[2], strict=True)
+    )
+
+
+@pytest.mark.parametrize('name', list(STRUCTURES))
+def test_cell_list_forced_on_small_and_thin_cells_is_still_exact(name):
+    """The size rule keeps all pairs for these cells (few atoms, or thinner than the cutoff: their one bin is
+    the cell and its images); forced, the cell list still gives exactly the same edges."""
+    from aiida_superionic.engines.mlip.graphs import choose_neighbor_method
+
+    atoms = STRUCTURES[name]()
+    assert choose_neighbor_method(torch.tensor(np.asarray(atoms.cell)), 6.0, len(atoms)) == 'all_pairs'
+    for a, b in zip(_neighbors(atoms, 'cell_list'), _neighbors(atoms, 'all_pairs'), strict=True):
+        assert torch.equal(a, b)

@@ -784,3 +784,82 @@ def test_a_second_runner_after_the_first_was_killed_leaves_its_checkpoint(tmp_pa
     assert main(tmp_path) == runner.EXIT_CODES['error']
     assert not (tmp_path / 'results.json').exists()
     assert {name: (tmp_path / name).read_bytes() for name in files} == files
+
+
+# 1 ASE time unit (Å sqrt(amu/eV)) in ps, from CODATA 2018 (independent of ASE's unit module)
+ASE_TIME_UNIT_PS = 1e-10 * np.sqrt(1.66053906660e-27 / 1.602176634e-19) * 1e12
+
+
+def _ase_langevin_frames(
+    atoms, seed: int, friction_per_ps: float, settings: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (positions, velocities in Å/fs) of ASE's own ``Langevin`` driving CHGNet's own calculator (not
+    the runner's), started as the runner documents it: a Maxwell-Boltzmann draw from the first child of
+    ``SeedSequence(seed)``, centre of mass at rest, the random kicks from the second child, fixcm off and a
+    ``FixCom`` constraint. The friction is converted here to ASE's time unit."""
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    atoms = atoms.copy()
+    seed_mb, seed_kicks = np.random.SeedSequence(seed).spawn(2)
+    MaxwellBoltzmannDistribution(
+        atoms, temperature_K=settings['temperature_K'], rng=np.random.default_rng(seed_mb)
+    )
+    Stationary(atoms)
+    atoms.calc = CHGNetCalculator(use_device='cpu')
+    fs = 1e-3 / ASE_TIME_UNIT_PS  # 1 fs in ASE time units
+    dyn = Langevin(
+        atoms,
+        timestep=settings['timestep_fs'] * fs,
+        temperature_K=settings['temperature_K'],
+        friction=friction_per_ps * ASE_TIME_UNIT_PS,
+        fixcm=False,
+        rng=np.random.default_rng(seed_kicks),
+    )
+    atoms.set_constraint(FixCom())
+    positions, velocities = [], []
+
+    def record():
+        positions.append(atoms.get_positions())
+        velocities.append(atoms.get_velocities() * fs)
+
+    record()
+    for step in range(1, settings['n_steps'] + 1):
+        dyn.step()
+        if step % settings['frame_interval'] == 0:
+            record()
+    return np.array(positions), np.array(velocities)
+
+
+def test_langevin_friction_of_the_protocol_drives_ase_langevin_in_its_units(tmp_path):
+    """``md.friction_per_ps`` (1/ps) from the protocol, through the engine's runner settings, gives the frames
+    of ASE's own Langevin with that friction converted independently (CODATA) to ASE's time unit, on the
+    same start and random stream, for two frictions; and the two frictions give different trajectories."""
+    from aiida_superionic.engines.mlip.engine import _md_task_settings
+    from aiida_superionic.engines.mlip.parser import _thermostat_origin
+
+    atoms = bulk('LiF', 'rocksalt', a=4.07, cubic=True)
+    md = {'timestep_fs': 1.5, 'n_steps': 12, 'frame_interval': 2, 'thermostat': 'langevin'}
+    runs = {}
+    for friction in (2.0, 50.0):
+        settings = {**_md_task_settings({**md, 'friction_per_ps': friction}), 'temperature_K': 800.0}
+        results = run_task(tmp_path / f'f{friction:g}', atoms, 'md', settings, seed=11)
+        assert results['status'] == 'ok', results['message']
+        out = read_md_output(tmp_path / f'f{friction:g}')
+        assert out['meta']['thermostat'] == 'langevin'
+        assert out['meta']['friction_per_fs'] == pytest.approx(friction / 1000)
+        # the trajectory node's origin (provenance) records it in the protocol's unit
+        assert _thermostat_origin(out['meta']) == {
+            'thermostat': 'langevin',
+            'friction_per_ps': pytest.approx(friction),
+        }
+        positions, velocities = _ase_langevin_frames(atoms, 11, friction, settings)
+        assert positions.shape == out['positions'].shape == (7, 8, 3)
+        np.testing.assert_allclose(out['positions'], positions, atol=2e-5)
+        np.testing.assert_allclose(out['velocities'], velocities, atol=2e-6)
+        runs[friction] = out
+    # same start, same random numbers, other friction: other velocities from the first step on
+    np.testing.assert_array_equal(runs[2.0]['velocities'][0], runs[50.0]['velocities'][0])
+    assert np.abs(runs[2.0]['velocities'][1:] - runs[50.0]['velocities'][1:]).max() > 1e-3

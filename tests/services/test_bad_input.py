@@ -283,6 +283,23 @@ SUBMIT_CASES = [
         ['{li3n}', '--mobile', 'Li', '--label', 'Li3N\nrm -rf /'],
         'Error: --label must be one line of printable text',
     ),
+    # issue 12: the Langevin friction (1/ps) of the protocol
+    (
+        ['{li3n}', '--mobile', 'Li', '--overrides', '{"md": {"friction_per_ps": -1}}'],
+        'Error: md.friction_per_ps must be a number > 0 (Langevin friction in 1/ps), got -1',
+    ),
+    (
+        ['{li3n}', '--mobile', 'Li', '--overrides', '{"md": {"friction_per_ps": 0}}'],
+        'Error: md.friction_per_ps must be a number > 0 (Langevin friction in 1/ps), got 0',
+    ),
+    (
+        ['{li3n}', '--mobile', 'Li', '--overrides', '{"md": {"friction_per_ps": "strong"}}'],
+        "Error: md.friction_per_ps must be a number > 0 (Langevin friction in 1/ps), got 'strong'",
+    ),
+    (
+        ['{li3n}', '--mobile', 'Li', '--overrides', '{"md": {"friction_per_ps": 1000}}'],
+        'Error: md.friction_per_ps = 1000 with timestep_fs = 2.0 gives friction x time step = 2, above 0.5',
+    ),
 ]
 
 

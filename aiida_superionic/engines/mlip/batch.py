@@ -71,6 +71,7 @@ from .common import (
     initial_momenta,
     normalize_thermostat,
     segment_stop,
+    thermostat_parameters,
 )
 from .fileformat import REPLICAS_DIR, RESTART_FILE, RESULTS_FILE, TRAJECTORY_FILE, TRAJECTORY_META_FILE
 
@@ -420,6 +421,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
             'n_steps': n_steps,
             'temperature_K': r.temperature,
             'thermostat': thermostat_name,
+            **thermostat_parameters(thermostat_name, s),
             'seed': r.seed,
             'model': ctx.model,
             'batch': {'task': 'md_batch', 'replica': r.name, 'replicas': [x.name for x in replicas]},
@@ -450,6 +452,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
             'temperature_K': np.float64(r.temperature),
             'frame_interval': np.int64(interval),
             'seed': np.int64(r.seed),
+            **{key: np.float64(value) for key, value in thermostat_parameters(thermostat_name, s).items()},
             **r.thermostat_state(),
         }
 

@@ -121,6 +121,14 @@ def normalize_thermostat(name) -> str:
     return 'nose-hoover' if thermostat == 'nosehoover' else thermostat
 
 
+def thermostat_parameters(thermostat: str, settings: dict) -> dict[str, float]:
+    """The parameter of ``thermostat`` in ``settings``, for the trajectory's metadata and the checkpoint:
+    ``{'tdamp_fs': ...}`` (Nose-Hoover chain) or ``{'friction_per_fs': ...}`` (Langevin, ASE's friction in
+    1/fs)."""
+    key = 'friction_per_fs' if thermostat == 'langevin' else 'tdamp_fs'
+    return {key: float(settings[key])}
+
+
 def segment_stop(
     step: int, start_step: int, segment_steps: int | None, walltime: float | None, t_start: float, step_times
 ) -> tuple[str, str] | None:

@@ -109,8 +109,12 @@ _MD_TASK_KEYS = (
 
 
 def _md_task_settings(md: dict[str, Any]) -> dict[str, Any]:
-    """The runner settings of task md (and md_batch) from the protocol's ``md`` section."""
-    return {k: md[k] for k in _MD_TASK_KEYS if k in md}
+    """The runner settings of task md (and md_batch) from the protocol's ``md`` section; the Langevin
+    friction of the protocol, ``friction_per_ps`` (1/ps), becomes the runner's ``friction_per_fs`` (1/fs)."""
+    task = {k: md[k] for k in _MD_TASK_KEYS if k in md}
+    if md.get('friction_per_ps') is not None:
+        task['friction_per_fs'] = float(md['friction_per_ps']) / 1000.0
+    return task
 
 
 def _parameters(task: str, settings: dict[str, Any], seed: int, task_settings: dict[str, Any]) -> dict:

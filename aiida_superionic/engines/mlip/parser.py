@@ -30,6 +30,18 @@ def _checkpoint_step(path) -> int:
         return int(restart['step'])
 
 
+def _thermostat_origin(meta: dict) -> dict:
+    """The thermostat of an MD run for its trajectory's ``origin``: ``thermostat`` and its parameter,
+    ``tdamp_fs`` (Nose-Hoover chain) or ``friction_per_ps`` (Langevin, 1/ps, as the protocol key). Runs of
+    older runners did not record the parameter: then only the thermostat."""
+    origin = {'thermostat': str(meta['thermostat'])} if 'thermostat' in meta else {}
+    if meta.get('tdamp_fs') is not None:
+        origin['tdamp_fs'] = float(meta['tdamp_fs'])
+    if meta.get('friction_per_fs') is not None:
+        origin['friction_per_ps'] = float(meta['friction_per_fs']) * 1000.0
+    return origin
+
+
 def _structure_from_extxyz(text: str) -> orm.StructureData:
     import io
 
@@ -214,6 +226,7 @@ class MlipParser(Parser):
                     'model': self.node.inputs.parameters.get('model', 'chgnet-0.3.0'),
                     'md_timestep_fs': float(meta['timestep_fs']),
                     'frame_interval': int(meta['frame_interval']),
+                    **_thermostat_origin(meta),
                     'calcjob_uuid': self.node.uuid,
                 },
             )

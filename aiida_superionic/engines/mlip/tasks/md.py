@@ -21,6 +21,7 @@ from ..common import (
     initial_momenta,
     normalize_thermostat,
     segment_stop,
+    thermostat_parameters,
 )
 from ..fileformat import RESTART_FILE, TRAJECTORY_FILE, TRAJECTORY_META_FILE
 
@@ -65,6 +66,7 @@ def task_md(atoms, settings: dict, ctx: Context):
             ('thermostat', thermostat),
             ('timestep_fs', timestep),
             ('temperature_K', temperature),
+            *((key, value) for key, value in thermostat_parameters(thermostat, s).items() if key in restart),
         ):
             if str(restart[key]) != str(value) and not (
                 key != 'thermostat' and np.isclose(float(restart[key]), float(value))
@@ -126,6 +128,7 @@ def task_md(atoms, settings: dict, ctx: Context):
         'n_steps': n_steps,
         'temperature_K': temperature,
         'thermostat': thermostat,
+        **thermostat_parameters(thermostat, s),
         'seed': ctx.seed,
         'model': ctx.model,
         'layout': 'little-endian float32; per frame positions (N,3) in Å (unwrapped) then velocities (N,3) in Å/fs',
@@ -158,6 +161,7 @@ def task_md(atoms, settings: dict, ctx: Context):
             'temperature_K': np.float64(temperature),
             'frame_interval': np.int64(interval),
             'seed': np.int64(ctx.seed),
+            **{key: np.float64(value) for key, value in thermostat_parameters(thermostat, s).items()},
         }
         if thermostat == 'nose-hoover':
             data['nhc_eta'] = np.array(dyn._thermostat._eta)

@@ -153,9 +153,24 @@ def test_material_workchain_fast_protocol_li3n(li3n_fast):
     # relaxed lattice within a few % of experiment (a = 3.648, c = 3.875 Å)
     a, _, c = outputs['relaxed_structure'].get_pymatgen_structure().lattice.abc
     assert a == pytest.approx(3.648, rel=0.04) and c == pytest.approx(3.875, rel=0.04)
-    # the runs are seeded and single-threaded, hence reproducible: Li diffuses faster at 1500 K
-    d = {k: records[k]['values']['D'] for k in records}
-    assert d['non_stoichiometric_T1500'] > d['non_stoichiometric_T900'] > 0
+    # Li moves further at 1500 K than at 900 K, in both cells: the mean squared displacement of Li at the end
+    # of the fit window (vibrations alone scale it with T). Not D itself: in 0.4 ps of a 12-atom cell, D is
+    # often not resolved from zero, and which run resolves it changes with the last bits of the forces
+    # (another CPU's kernels), though each run is seeded and reproducible on one machine
+    diffusion = {k: records[k].creator.inputs['diffusion'] for k in records}
+    for cell in ('stoichiometric', 'non_stoichiometric'):
+        hot, cold = diffusion[f'{cell}_T1500'], diffusion[f'{cell}_T900']
+        assert hot['mobile_species'] == cold['mobile_species'] == 'Li'
+        assert hot['msd_at_window_end_A2'] > cold['msd_at_window_end_A2'] > 0
+    # each record's D: resolved (D > 2 sigma, with its error) or None with its upper bound, never negative
+    for key, record in records.items():
+        raw = diffusion[key]
+        if record['D_resolved']:
+            assert record['values']['D'] == pytest.approx(raw['D_cm2_s']) and record['values']['D'] > 0
+            assert raw['D_cm2_s'] > 2 * raw['D_stderr_cm2_s'] > 0
+        else:
+            assert record['values']['D'] is None
+            assert record['D_upper_bound_cm2_s'] >= 2 * raw['D_stderr_cm2_s'] > 0
     phonon = outputs['phonon']
     optical = np.delete(
         np.array(phonon['frequencies_meV']), np.argsort(np.abs(phonon['frequencies_meV']))[:3]
@@ -163,7 +178,12 @@ def test_material_workchain_fast_protocol_li3n(li3n_fast):
     assert phonon['gamma_mode_meV'] == pytest.approx(optical.min())
     dft = records['stoichiometric_T900'].creator.inputs.dft
     assert 'band_gap' in dft['not_available']
-    assert 'non_stoichiometric' in outputs['arrhenius']
+    # an Arrhenius fit for each cell whose D is resolved at both temperatures, none for the others
+    resolved = {
+        cell: sum(records[f'{cell}_T{t}']['D_resolved'] for t in (900, 1500))
+        for cell in ('stoichiometric', 'non_stoichiometric')
+    }
+    assert set(outputs.get('arrhenius', {})) == {cell for cell, n in resolved.items() if n == 2}
 
 
 def test_unstable_md_is_restarted_with_a_smaller_time_step(mlip_code):

@@ -13,6 +13,7 @@ Per material (the standard primitive cell of the reference CIF; ``--cell convent
     nice python benchmarks/bench_accuracy.py                        # moderate protocol, all eight
     nice python benchmarks/bench_accuracy.py --protocol fast --materials Li2O LiF
     nice python benchmarks/bench_accuracy.py --markdown /tmp/accuracy.md
+    nice python benchmarks/bench_accuracy.py --model sevennet-0       # the other model of the engine
 
 Prints the table and writes it as markdown (``--markdown``, default ``accuracy_<protocol>.md`` in the
 current directory). CPU, a few minutes for the eight primitive cells on 2 cores.
@@ -43,6 +44,8 @@ MP = {
     'AgI': (25.7, 6.6, 'unverified: beta (wurtzite, P6_3mc) or gamma (zincblende, F-43m)'),
     'CuI': (38.2, 15.2, 'gamma (zincblende, F-43m), as far as we know'),
 }
+#: the engine's models (``engines/mlip/models.py``) and their names in the table
+MODEL_NAMES = {'chgnet-0.3.0': 'CHGNet 0.3.0', 'sevennet-0': 'SevenNet-0'}
 GPA = 1.0 / 160.21766208  # eV/Å^3 per GPa (ase.units.GPa)
 
 
@@ -55,7 +58,7 @@ def _pct(value: float, reference: float, digits: int = 0) -> str:
     return f'{100 * (value / reference - 1):+.{digits}f} %'
 
 
-def measure(name: str, entry: dict, protocol: dict, cell: str, calc, workdir: Path) -> dict:
+def measure(name: str, entry: dict, protocol: dict, cell: str, calc, workdir: Path, model: str) -> dict:
     import ase.io
     from ase.eos import EquationOfState
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -71,7 +74,7 @@ def measure(name: str, entry: dict, protocol: dict, cell: str, calc, workdir: Pa
     if cell == 'primitive':
         atoms, _ = primitive_atoms(atoms, 0.01)
     atoms.calc = calc
-    ctx = Context(workdir=workdir, calc=calc, seed=0, t_start=time.monotonic(), model='chgnet-0.3.0')
+    ctx = Context(workdir=workdir, calc=calc, seed=0, t_start=time.monotonic(), model=model)
     status_relax, _, _ = _quiet(runner.task_relax, atoms, dict(protocol['relax']), ctx)
     conventional = SpacegroupAnalyzer(AseAtomsAdaptor.get_structure(atoms), symprec=0.01)
     abc = conventional.get_conventional_standard_structure().lattice.abc
@@ -117,9 +120,9 @@ def measure(name: str, entry: dict, protocol: dict, cell: str, calc, workdir: Pa
     }
 
 
-def table(rows: list[dict], protocol_name: str, cell: str) -> str:
+def table(rows: list[dict], protocol_name: str, cell: str, model: str) -> str:
     head = (
-        '| Material | phase (CIF) | a exp (Å) | a CHGNet (Å) | K MP | K_VRH | B E(V) ±3 % | B E(V) ±1 % '
+        f'| Material | phase (CIF) | a exp (Å) | a {MODEL_NAMES[model]} (Å) | K MP | K_VRH | B E(V) ±3 % | B E(V) ±1 % '
         '| K_VRH at ±0.5 % / ±2 % | G MP | G_VRH | status |'
     )
     lines = [head, '|' + '---|' * 12]
@@ -136,7 +139,7 @@ def table(rows: list[dict], protocol_name: str, cell: str) -> str:
         )
     notes = [
         '',
-        f'CHGNet 0.3.0, protocol `{protocol_name}`, {cell} cells; moduli in GPa. K MP / G MP: Materials Project '
+        f'{MODEL_NAMES[model]}, protocol `{protocol_name}`, {cell} cells; moduli in GPa. K MP / G MP: Materials Project '
         'K_VRH / G_VRH; phase of the MP entries:',
         '',
     ]
@@ -152,6 +155,7 @@ def main() -> None:
     parser.add_argument('--materials', nargs='+', default=list(MP))
     parser.add_argument('--cell', choices=['primitive', 'conventional'], default='primitive')
     parser.add_argument('--markdown', type=Path, default=None)
+    parser.add_argument('--model', default='chgnet-0.3.0', choices=list(MODEL_NAMES))
     args = parser.parse_args()
     unknown = [m for m in args.materials if m not in MP]
     if unknown:
@@ -167,11 +171,11 @@ def main() -> None:
     index = yaml.safe_load((Path(reference_init).parent / 'index.yaml').read_text())
     entries = {m['name']: m for m in index['materials']}
     protocol = base_protocol('aiida_superionic.engines.mlip', args.protocol)
-    calc = _quiet(load_calculator, 'chgnet-0.3.0', 'cpu')
+    calc = _quiet(load_calculator, args.model, 'cpu')
     rows = []
     with tempfile.TemporaryDirectory(prefix='bench-accuracy-') as tmp:
         for name in args.materials:
-            row = measure(name, entries[name], protocol, args.cell, calc, Path(tmp))
+            row = measure(name, entries[name], protocol, args.cell, calc, Path(tmp), args.model)
             print(
                 f'{name:5s} {row["n_atoms"]:2d} atoms  a = {row["a"]:.4f} Å  K = {row["k"]:.1f}  '
                 f'G = {row["g"]:.1f}  B_EOS(±3 %) = {row["b_eos3"]:.1f}  B_EOS(±1 %) = {row["b_eos1"]:.1f}  '
@@ -180,10 +184,10 @@ def main() -> None:
                 flush=True,
             )
             rows.append(row)
-    markdown = table(rows, args.protocol, args.cell)
+    markdown = table(rows, args.protocol, args.cell, args.model)
     print()
     print(markdown)
-    out = args.markdown or Path(f'accuracy_{args.protocol}.md')
+    out = args.markdown or Path(f'accuracy_{args.model}_{args.protocol}.md')
     out.write_text(markdown)
     print(f'written: {out}')
 

@@ -154,7 +154,7 @@ def test_material_workchain_fast_protocol_li3n(li3n_fast):
     a, _, c = outputs['relaxed_structure'].get_pymatgen_structure().lattice.abc
     assert a == pytest.approx(3.648, rel=0.04) and c == pytest.approx(3.875, rel=0.04)
     # Li moves further at 1500 K than at 900 K, in both cells: the mean squared displacement of Li at the end
-    # of the fit window (vibrations alone scale it with T). Not D itself: in 0.4 ps of a 12-atom cell, D is
+    # of the fit window (vibrations alone scale it with T). Not D itself: in a sub-picosecond run of a 12-atom cell, D is
     # often not resolved from zero, and which run resolves it changes with the last bits of the forces
     # (another CPU's kernels), though each run is seeded and reproducible on one machine
     diffusion = {k: records[k].creator.inputs['diffusion'] for k in records}

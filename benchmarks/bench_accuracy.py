@@ -15,8 +15,8 @@ Per material (the standard primitive cell of the reference CIF; ``--cell convent
     nice python benchmarks/bench_accuracy.py --markdown /tmp/accuracy.md
     nice python benchmarks/bench_accuracy.py --model sevennet-0       # the other model of the engine
 
-Prints the table and writes it as markdown (``--markdown``, default ``accuracy_<protocol>.md`` in the
-current directory). CPU, a few minutes for the eight primitive cells on 2 cores.
+Prints the table and writes it as markdown (``--markdown``, default ``accuracy_<model>_<protocol>.md`` in the
+current directory). CPU, a few minutes for the eight primitive cells on 2 cores (CHGNet; SevenNet-0 is slower).
 """
 
 from __future__ import annotations

@@ -103,10 +103,16 @@ def mlip_code():
 
 
 def pytest_collection_modifyitems(config, items):
-    """The tests that empty the profile's storage (``aiida_profile_clean``) run first, so that what a
-    session fixture stored (the shared Li3N material run below) stays in the graph for the whole session,
-    whatever the selection. A stable sort: the order is otherwise unchanged."""
-    items.sort(key=lambda item: 'aiida_profile_clean' not in getattr(item, 'fixturenames', ()))
+    """No test may empty the profile's storage (``aiida_profile_clean``): the session fixtures below store
+    runs that tests in several modules read, and under pytest-xdist (``bash dev test`` runs two workers)
+    no order of the tests can be relied on. A test that needs a count or a query of its own filters on
+    its own nodes instead."""
+    offenders = [item.nodeid for item in items if 'aiida_profile_clean' in getattr(item, 'fixturenames', ())]
+    if offenders:
+        raise pytest.UsageError(
+            'these tests empty the shared test profile (aiida_profile_clean); query their own nodes instead: '
+            + ', '.join(offenders)
+        )
 
 
 @pytest.fixture(scope='session')
@@ -142,7 +148,7 @@ def li3n_fast(_li3n_fast_run):
     try:
         node = orm.load_node(node_uuid)
     except NotExistent:
-        pytest.fail('the shared Li3N run is gone: a test emptied the storage after it (aiida_profile_clean?)')
+        pytest.fail('the shared Li3N run is gone: something emptied the test profile after it')
     outputs = {label: node.outputs[label] for label in node.outputs}
     return SimpleNamespace(node=node, outputs=outputs, structure=orm.load_node(structure_uuid))
 
@@ -184,9 +190,7 @@ def lif_md_reference(_lif_md_reference_run):
     try:
         node = orm.load_node(_lif_md_reference_run)
     except NotExistent:
-        pytest.fail(
-            'the shared LiF MD run is gone: a test emptied the storage after it (aiida_profile_clean?)'
-        )
+        pytest.fail('the shared LiF MD run is gone: something emptied the test profile after it')
     assert node.is_finished_ok, node.exit_message
     return node.outputs.trajectory
 

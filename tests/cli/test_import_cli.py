@@ -13,13 +13,13 @@ from aiida_superionic.cli import cmd_root
 from aiida_superionic.io import read_xdatcar
 
 
-def test_import_md_records_the_eq5_vdos_by_default(aiida_profile_clean, shared_md):
+def test_import_md_records_the_eq5_vdos_by_default(aiida_profile, shared_md):
     """The record made by import-md carries the paper's eq 5 (unweighted) VDOS descriptors and its
     vibrational step says which weighting it used."""
     path = shared_md / 'Li6PS5Cl_kinisi' / 'XDATCAR.gz'
     args = [
         '-p',
-        aiida_profile_clean.name,
+        aiida_profile.name,
         'import-md',
         str(path),
         '-T',
@@ -39,9 +39,12 @@ def test_import_md_records_the_eq5_vdos_by_default(aiida_profile_clean, shared_m
     assert record['values']['omega_all'] == pytest.approx(
         eq5['vibrational']['all']['mean_frequency_meV'], rel=1e-9
     )
-    qb = orm.QueryBuilder().append(
-        orm.CalcFunctionNode, filters={'attributes.function_name': 'compute_vibrational'}
+    qb = orm.QueryBuilder().append(orm.Node, filters={'id': record.pk}, tag='record')
+    qb.append(
+        orm.CalcFunctionNode,
+        with_descendants='record',
+        filters={'attributes.function_name': 'compute_vibrational'},
     )
-    (step,) = qb.all(flat=True)
+    (step,) = qb.all(flat=True)  # the record's own vibrational step
     assert step.inputs.parameters['vdos_weighting'] == 'none'  # explicit in the provenance graph
     assert step.outputs.vibrational['vdos_weighting'] == 'none'

@@ -32,7 +32,9 @@ in one run.
 
 (e) other models: ``--models chgnet-0.3.0,sevennet-0`` adds, for each model other than CHGNet 0.3.0, the runner's
     task ``md`` with that model (same cell, settings, seed and steps as (a); e.g. SevenNet-0 through
-    ``sevenn.calculator.SevenNetCalculator``), timed in the same rounds.
+    ``sevenn.calculator.SevenNetCalculator``) and its plain-ASE peer (ASE's ``NoseHooverChainNVT`` driven by the
+    model's own calculator, as (b)), timed in the same rounds; a model that task ``md_batch`` batches
+    (SevenNet-0) also gets its side (c).
 
 All sides use the same loaded CHGNet 0.3.0 model object, the same structure, the same torch thread count and the
 same number of timed steps, each after an untimed warm-up of a few steps. The two sides alternate
@@ -106,7 +108,9 @@ def run_ours(atoms, args, n_steps: int, model: str = 'chgnet-0.3.0') -> dict:
     return results
 
 
-def run_batch(atoms, args, n_steps: int, n_replicas: int, graph: str = 'auto') -> dict:
+def run_batch(
+    atoms, args, n_steps: int, n_replicas: int, graph: str = 'auto', model: str = 'chgnet-0.3.0'
+) -> dict:
     """One runner call (task md_batch, ``n_replicas`` copies of the cell) in a fresh temporary directory."""
     import ase.io
 
@@ -129,7 +133,7 @@ def run_batch(atoms, args, n_steps: int, n_replicas: int, graph: str = 'auto') -
             )
         config = {
             'task': 'md_batch',
-            'model': 'chgnet-0.3.0',
+            'model': model,
             'device': args.device,
             'seed': args.seed,
             'settings': {**settings, 'replicas': replicas, 'graph': graph},
@@ -141,8 +145,9 @@ def run_batch(atoms, args, n_steps: int, n_replicas: int, graph: str = 'auto') -
     return results
 
 
-def run_peer(atoms, model, args, n_steps: int) -> dict:
-    """Plain ASE NoseHooverChainNVT + chgnet's CHGNetCalculator, same settings and initial velocities as the runner."""
+def run_peer(atoms, model, args, n_steps: int, calc=None) -> dict:
+    """Plain ASE NoseHooverChainNVT + chgnet's CHGNetCalculator (or ``calc``, another model's own ASE calculator),
+    same settings and initial velocities as the runner."""
     from ase import units
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
     from ase.md.velocitydistribution import Stationary
@@ -154,7 +159,7 @@ def run_peer(atoms, model, args, n_steps: int) -> dict:
         from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
     atoms = atoms.copy()
-    atoms.calc = CHGNetCalculator(model=model, use_device=model_device(model))
+    atoms.calc = calc if calc is not None else CHGNetCalculator(model=model, use_device=model_device(model))
     seed_mb, _ = np.random.SeedSequence(args.seed).spawn(2)  # the runner's draw of the initial velocities
     thermalize_momenta(atoms, temperature_K=args.temperature, rng=np.random.default_rng(seed_mb))
     Stationary(atoms)
@@ -324,6 +329,9 @@ def main(argv=None) -> int:
     if any(m not in MODELS for m in other_models):
         parser.error(f'--models: one or more of {", ".join(MODELS)} (got {args.models!r})')
     other_models = [m for m in dict.fromkeys(other_models) if m != 'chgnet-0.3.0']
+    from aiida_superionic.engines.mlip.fileformat import BATCHED_MODEL_NAMES
+
+    batch_models = ['chgnet-0.3.0', *(m for m in other_models if m in BATCHED_MODEL_NAMES)]
     if other_models and args.no_single:
         parser.error('--models needs the single-run sides: leave out --no-single')
     repeat_cell = args.repeat_cell or (2 if args.quick else 3)
@@ -389,8 +397,9 @@ def main(argv=None) -> int:
 
     ours_rates, peer_rates, ours_wall, peer_wall = [], [], [], []
     other_rates: dict[str, list[float]] = {name: [] for name in other_models}
-    batch_rates: dict[tuple[int, str], list[float]] = {
-        (n, g): [] for g in graph_modes for n in replica_counts
+    other_peer_rates: dict[str, list[float]] = {name: [] for name in other_models}
+    batch_rates: dict[tuple[str, int, str], list[float]] = {
+        (m, n, g): [] for m in batch_models for g in graph_modes for n in replica_counts
     }
     devnull = open(os.devnull, 'w')
     for round_ in range(args.repeat):
@@ -429,26 +438,35 @@ def main(argv=None) -> int:
                     sys.stdout = stdout
                 rates.append(1.0 / other['seconds_per_step'])
                 line += f' {name} {rates[-1]:.3f} steps/s (T_mean {other["T_mean_K"]:.0f} K),'
+                # and its plain-ASE peer: the model's own calculator (sevenn's SevenNetCalculator)
+                own = load_calculator(name, device)
+                if args.warmup:
+                    run_peer(atoms, None, args, args.warmup, calc=own)
+                other_peer_rates[name].append(
+                    1.0 / run_peer(atoms, None, args, n_steps, calc=own)['seconds_per_step']
+                )
+                line += f' {name} plain ASE {other_peer_rates[name][-1]:.3f} steps/s,'
         # (c) batched task md_batch: warm-up, then timed, for each graph builder and replica count
-        for n, graph in batch_rates:
+        for m, n, graph in batch_rates:
             sys.stdout = devnull
             try:
                 if args.warmup:
-                    run_batch(atoms, args, args.warmup, n, graph)
-                batch = run_batch(atoms, args, n_steps, n, graph)
+                    run_batch(atoms, args, args.warmup, n, graph, m)
+                batch = run_batch(atoms, args, n_steps, n, graph, m)
             finally:
                 sys.stdout = stdout
-            batch_rates[n, graph].append(batch['replica_steps_per_s'])
+            batch_rates[m, n, graph].append(batch['replica_steps_per_s'])
         line += ','.join(
-            f' batch x{n} graph {g} {rates[-1]:.3f} replica-steps/s' for (n, g), rates in batch_rates.items()
+            f' batch {m} x{n} graph {g} {rates[-1]:.3f} replica-steps/s'
+            for (m, n, g), rates in batch_rates.items()
         )
         print(line)
         sys.stdout.flush()
 
     print()
     print(f'{"side":58s} {"best steps/s":>12s} {"mean steps/s":>12s} {"ms/step":>9s}')
-    for (n, g), rates in batch_rates.items():
-        label = f'(c) batched: task md_batch, {n} replica(s), graph {g}'
+    for (m, n, g), rates in batch_rates.items():
+        label = f'(c) batched {m}: md_batch, {n} replica(s), graph {g}'
         print(f'{label:58s} {max(rates):12.3f} {statistics.mean(rates):12.3f} {1000 / max(rates):9.1f}')
     print('    (c) rates are replica-steps/s')
     print(f'load average at the end: {load_average()}')
@@ -467,13 +485,18 @@ def main(argv=None) -> int:
     for name, rates in other_rates.items():
         label = f'(e) runner task md, model {name}'
         print(f'{label:58s} {max(rates):12.3f} {statistics.mean(rates):12.3f} {1000 / max(rates):9.1f}')
+        rates = other_peer_rates[name]
+        label = f'(e) peer: ASE NoseHooverChainNVT + {name} own calculator'
+        print(f'{label:58s} {max(rates):12.3f} {statistics.mean(rates):12.3f} {1000 / max(rates):9.1f}')
     print(f'ratio ours/peer: {best_ours / best_peer:.2f}x (best), {mean_ours / mean_peer:.2f}x (mean)')
     for name, rates in other_rates.items():
         print(f'ratio {name} / chgnet-0.3.0 (runner task md): {max(rates) / best_ours:.2f}x (best)')
-    for (n, g), rates in batch_rates.items():
+    for (m, n, g), rates in batch_rates.items():
+        single = best_ours if m == 'chgnet-0.3.0' else max(other_rates[m])
+        peer = best_peer if m == 'chgnet-0.3.0' else max(other_peer_rates[m])
         print(
-            f'ratio batched x{n} (graph {g}) / ours: {max(rates) / best_ours:.2f}x (best, replica-steps/s over '
-            'steps/s)'
+            f'ratio batched {m} x{n} (graph {g}) / its runner task md: {max(rates) / single:.2f}x, / its plain '
+            f'ASE: {max(rates) / peer:.2f}x (best, replica-steps/s over steps/s)'
         )
     print(
         f'atoms: {len(atoms)}; device: {device}; torch threads: {torch.get_num_threads()}; '

@@ -1,4 +1,5 @@
-"""SevenNet-0 through the MLIP engine: the model loader, the runner's relax and MD, and md_batch's refusal.
+"""SevenNet-0 through the MLIP engine: the model loader, the runner's relax and MD, and batched MD
+(task md_batch).
 
 The references are independent of the engine: sevenn's own ``SevenNetCalculator('7net-0')`` called here
 (its pretrained-name path, not the engine's checkpoint path), a central finite difference of the energy, an
@@ -205,30 +206,114 @@ def test_runner_md_restart_is_exact(tmp_path):
     assert np.abs(a['positions'][-1] - a['positions'][0]).max() > 1e-3  # the atoms did move
 
 
-def test_md_batch_refuses_sevennet(tmp_path):
-    ase.io.write(tmp_path / 'r0.extxyz', lif_md_cell(), format='extxyz')
+# ------------------------------------------------------------------------------------------- md_batch
+
+
+def lif7_vacancy():
+    atoms = bulk('LiF', 'rocksalt', a=4.07, cubic=True)
+    del atoms[0]  # one Li vacancy: another atom count in the same batch
+    return atoms
+
+
+def li2o_rattled():
+    atoms = bulk('Li2O', 'fluorite', a=4.62, cubic=True)  # 12 atoms, another chemistry
+    atoms.rattle(0.05, seed=3)
+    return atoms
+
+
+@pytest.mark.parametrize('graph', ['cpu', 'device'])
+def test_batched_forces_are_those_of_sevenns_own_calculator(direct_calc, engine_calc, graph):
+    """One batched call on three structures of different size and chemistry gives each structure the energy
+    and forces of sevenn's own calculator called on it alone; the pairs built on the device (our neighbour
+    list) give the same as ASE's neighbour list (``cpu``) to float32 rounding."""
+    from aiida_superionic.engines.mlip.batch import BatchedSevenNet
+
+    structures = [rattled_lif(), lif7_vacancy(), li2o_rattled()]
+    structures[1].rattle(0.04, seed=5)
+    batched = BatchedSevenNet(engine_calc, graph=graph)
+    assert batched.graph == graph and batched.cutoff == pytest.approx(5.0)
+    out = batched([(a.cell, a.numbers, a.positions) for a in structures])
+    assert len(out) == len(structures)
+    for atoms, (energy, forces) in zip(structures, out, strict=True):
+        reference = atoms.copy()
+        reference.calc = direct_calc
+        assert energy == pytest.approx(reference.get_potential_energy(), abs=2e-5 * len(atoms))
+        assert forces.shape == (len(atoms), 3)
+        np.testing.assert_allclose(forces, reference.get_forces(), atol=1e-5, rtol=0)
+        assert np.abs(forces).max() > 0.05  # rattled: the forces are not trivially zero
+    assert not engine_calc.model.is_batch_data  # the calculator's own model was left unbatched
+
+
+def _replica_files(workdir: Path, replicas) -> list[dict]:
+    specs = []
+    for name, atoms, temperature, seed in replicas:
+        ase.io.write(workdir / f'{name}.extxyz', atoms, format='extxyz')
+        specs.append(
+            {'name': name, 'structure': f'{name}.extxyz', 'temperature_K': temperature, 'seed': seed}
+        )
+    return specs
+
+
+def test_md_batch_replicas_each_match_their_single_sevennet_run(tmp_path):
+    """Two replicas (8 and 7 atoms, 600 and 900 K, own seeds) in one md_batch with SevenNet-0: each replica's
+    frames are those of task md run alone with the same seed (its own SevenNetCalculator), to the rounding of
+    the batched forward pass."""
+    n_steps = 10
+    common = {**MD, 'thermostat': 'nose-hoover'}
+    common.pop('temperature_K')
+    replicas = [('stoich_T600', lif_md_cell(), 600.0, 1), ('vacancy_T900', lif7_vacancy(), 900.0, 2)]
+    batch_dir = tmp_path / 'batch'
+    batch_dir.mkdir()
     settings = {
-        'n_steps': 2,
-        'timestep_fs': 1.5,
-        'replicas': [{'name': 'r0', 'structure': 'r0.extxyz', 'temperature_K': 600.0, 'seed': 1}],
+        **common,
+        'n_steps': n_steps,
+        'graph': 'auto',
+        'replicas': _replica_files(batch_dir, replicas),
     }
-    prepare(tmp_path, None, 'md_batch', settings)
-    code = main(tmp_path)
-    results = json.loads((tmp_path / 'results.json').read_text())
-    assert results['status'] == 'error' and code == runner.EXIT_CODES['error']
-    assert "md_batch: model 'sevennet-0' is not batched" in results['message']
-    assert 'task md' in results['message']  # says what to use instead
-    assert not (tmp_path / runner.REPLICAS_DIR).exists()
+    batch = run_task(batch_dir, None, 'md_batch', settings)
+    assert batch['status'] == 'ok', batch['message']
+    assert batch['graph'] == 'cpu'  # auto on the CPU: sevenn's own graph builder
+    for name, atoms, temperature, seed in replicas:
+        single_dir = tmp_path / name
+        prepare(
+            single_dir, atoms, 'md', {**common, 'n_steps': n_steps, 'temperature_K': temperature}, seed=seed
+        )
+        assert main(single_dir) == 0
+        mine, single = read_md_output(batch_dir / runner.REPLICAS_DIR / name), read_md_output(single_dir)
+        np.testing.assert_array_equal(mine['steps'], single['steps'])
+        np.testing.assert_allclose(mine['positions'], single['positions'], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(mine['velocities'], single['velocities'], atol=1e-6, rtol=0)
+        assert np.abs(single['positions'][-1] - single['positions'][0]).max() > 1e-3  # the atoms did move
 
 
-def test_md_batch_builder_refuses_sevennet():
-    """md.batch with model sevennet-0 fails when the work chain builds the batch (ERROR_BATCH_SETTINGS),
-    before any job is submitted; chgnet-0.3.0 is accepted."""
+def test_md_batch_builder_accepts_sevennet_and_refuses_an_unbatched_model():
+    """md.batch with SevenNet-0 builds one md_batch job naming the model; a model the runner does not batch
+    fails when the work chain builds the batch, before any job is submitted."""
+    from aiida import orm
+
     from aiida_superionic.engines.contract import get_engine
     from aiida_superionic.exceptions import InputError
 
     engine = get_engine('mlip')
-    runs = {'a_T600': (None, 600.0, 0)}
+    cell = orm.StructureData(ase=lif_md_cell())
+    runs = {'a_T600': (cell, 600.0, 0), 'a_T900': (cell, 900.0, 1)}
     settings = engine.protocol('fast', {'model': MODEL, 'md': {'batch': True}})
-    with pytest.raises(InputError, match=r"md.batch: model 'sevennet-0' is not batched"):
-        engine.get_md_batch_builder(runs, None, settings)
+    builder = engine.get_md_batch_builder(runs, None, settings, calcjob=True)
+    parameters = builder.parameters.get_dict()
+    assert parameters['task'] == 'md_batch' and parameters['model'] == MODEL
+    assert [r['name'] for r in parameters['settings']['replicas']] == ['a_T600', 'a_T900']
+    with pytest.raises(InputError, match=r"md.batch: model 'mace-mp-0' is not batched"):
+        engine.get_md_batch_builder(runs, None, {**settings, 'model': 'mace-mp-0'})
+
+
+def test_runner_md_batch_refuses_an_unbatched_model(tmp_path):
+    """An aiida.json of task md_batch naming a model the runner does not batch: one error, no replica written."""
+    settings = {'n_steps': 2, 'replicas': _replica_files(tmp_path, [('r0', lif_md_cell(), 600.0, 1)])}
+    config = {'task': 'md_batch', 'model': 'mace-mp-0', 'device': 'cpu', 'seed': 0, 'settings': settings}
+    (tmp_path / runner.INPUT_FILE).write_text(json.dumps(config))
+    assert main(tmp_path) == runner.EXIT_CODES['error']
+    results = json.loads((tmp_path / 'results.json').read_text())
+    assert results['status'] == 'error'
+    assert "md_batch: model 'mace-mp-0' is not batched" in results['message']
+    assert 'chgnet-0.3.0, sevennet-0' in results['message'] and 'task md' in results['message']
+    assert not (tmp_path / runner.REPLICAS_DIR).exists()

@@ -3,8 +3,10 @@ call per MD step for all of them.
 
 The replicas of one material (its temperatures, its stoichiometric and vacancy cells: different cells and
 atom counts) share one process and one loaded model. Every MD step evaluates the forces of all replicas in
-one ``CHGNet.predict_graph`` call over the list of their crystal graphs (one forward pass of the batch),
-then each replica is integrated on its own: its own temperature, seed and thermostat.
+one forward pass of the batch (CHGNet 0.3.0: one ``CHGNet.predict_graph`` call over the list of their crystal
+graphs, :class:`BatchedCHGNet`; SevenNet-0: one call of its model on the merged graphs,
+:class:`BatchedSevenNet`), then each replica is integrated on its own: its own temperature, seed and
+thermostat.
 
 Equations: those of task ``md``, split at the force call. Nosé-Hoover (ASE's ``NoseHooverChainNVT``): per
 replica and step, ``p <- NHC(dt/2); p += dt/2 F(q); q += dt p / m; F <- model(q); p += dt/2 F(q);
@@ -73,9 +75,23 @@ from .common import (
     segment_stop,
     thermostat_parameters,
 )
-from .fileformat import REPLICAS_DIR, RESTART_FILE, RESULTS_FILE, TRAJECTORY_FILE, TRAJECTORY_META_FILE
+from .fileformat import (
+    BATCHED_MODEL_NAMES,
+    REPLICAS_DIR,
+    RESTART_FILE,
+    RESULTS_FILE,
+    TRAJECTORY_FILE,
+    TRAJECTORY_META_FILE,
+)
 
-__all__ = ('REPLICAS_DIR', 'BatchedCHGNet', 'task_md_batch')
+__all__ = (
+    'BATCHED_MODELS',
+    'REPLICAS_DIR',
+    'BatchedCHGNet',
+    'BatchedSevenNet',
+    'batched_model',
+    'task_md_batch',
+)
 
 MD_BATCH_DEFAULTS = {**MD_DEFAULTS, 'graph': 'auto'}
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
@@ -149,6 +165,113 @@ class BatchedCHGNet:
             energy = float(np.asarray(prediction['e']).reshape(-1)[0]) * factor
             out.append((energy, np.asarray(prediction['f'], dtype=float).reshape(n_atoms, 3)))
         return out
+
+
+class BatchedSevenNet:
+    """Energies and forces of several structures in one SevenNet forward pass.
+
+    The model of the SevenNet calculator (``sevenn.calculator.SevenNetCalculator``, as :mod:`.models` loads it),
+    copied once and switched to batched data (``set_is_batch_data(True)``, as sevenn's own torch-sim
+    interface does); the structures' graphs are merged by torch-geometric's ``Collater`` into one batch and
+    evaluated in one call. SevenNet's graph is its edge list: every directed pair ``i -> j + image`` within the
+    model's cutoff (5 Å for SevenNet-0) with its vector ``r_j + image - r_i``; SevenNet differentiates the
+    energy with respect to those vectors for the forces.
+
+    ``graph='device'``: the pairs from :func:`.graphs.neighbor_list` (torch, on the model's device); the same
+    pairs as ASE's neighbour list, in another order, so forces agree with ``cpu`` to float32 rounding.
+    ``graph='cpu'``: sevenn's own ``unlabeled_atoms_to_graph`` (ASE's neighbour list, as the calculator of task
+    ``md``), then moved to the device. ``auto`` as for CHGNet: ``device`` on a GPU, ``cpu`` on a CPU.
+    """
+
+    GRAPHS = BatchedCHGNet.GRAPHS
+
+    def __init__(self, calc, graph: str = 'auto'):
+        import copy
+
+        if graph not in self.GRAPHS:
+            raise TaskError(f'md_batch: graph must be one of {", ".join(self.GRAPHS)} (got {graph!r})')
+        self.model = copy.deepcopy(calc.model)  # the calculator's own model stays unbatched
+        self.model.set_is_batch_data(True)
+        self.model.eval()
+        self.device = next(self.model.parameters()).device
+        self.cutoff = float(calc.cutoff)
+        self.modal = getattr(calc, 'modal', None)
+        if graph == 'auto':
+            graph = 'cpu' if self.device.type == 'cpu' else 'device'
+        self.graph = graph
+
+    def _graph(self, cell, numbers, positions):
+        import sevenn._keys as key
+        import torch
+        from sevenn.atom_graph_data import AtomGraphData
+
+        if self.graph == 'cpu':
+            from ase import Atoms
+            from sevenn.train.dataload import unlabeled_atoms_to_graph
+
+            atoms = Atoms(numbers=numbers, positions=positions, cell=np.asarray(cell), pbc=True)
+            data = AtomGraphData.from_numpy_dict(
+                unlabeled_atoms_to_graph(atoms, self.cutoff, with_shift=False)
+            )
+        else:
+            from .graphs import neighbor_list
+
+            pos = torch.as_tensor(np.asarray(positions), dtype=torch.float64, device=self.device)
+            lattice = torch.as_tensor(np.asarray(cell), dtype=torch.float64, device=self.device)
+            center, neighbor, image, _, _ = neighbor_list(pos, lattice, self.cutoff)
+            vector = pos[neighbor] - pos[center] + image.to(torch.float64) @ lattice
+            z = torch.as_tensor(np.asarray(numbers), dtype=torch.int64, device=self.device)
+            volume = torch.abs(torch.linalg.det(lattice)).to(torch.float32)
+            data = AtomGraphData(
+                **{
+                    key.NODE_FEATURE: z,  # a placeholder: the model maps atomic numbers to its types
+                    key.ATOMIC_NUMBERS: z,
+                    key.POS: pos.to(torch.float32),
+                    key.EDGE_IDX: torch.stack([center, neighbor]),
+                    key.EDGE_VEC: vector.to(torch.float32),
+                    key.CELL_VOLUME: volume,
+                    key.NUM_ATOMS: torch.tensor(len(z), device=self.device),
+                    key.INFO: {},
+                }
+            )
+        if self.modal:
+            data[key.DATA_MODALITY] = self.modal
+        return data
+
+    def __call__(self, systems) -> list[tuple[float, np.ndarray]]:
+        """``systems``: (cell, numbers, positions) per structure -> (energy eV, forces (N, 3)) per structure."""
+        if not systems:
+            return []
+        import sevenn._keys as key
+        from torch_geometric.loader.dataloader import Collater
+
+        batch = Collater([], follow_batch=None, exclude_keys=None)(
+            [self._graph(*system) for system in systems]
+        )
+        batch.to(self.device)
+        output = self.model(batch)
+        energies = output[key.PRED_TOTAL_ENERGY].detach().cpu().numpy().reshape(-1)
+        forces = output[key.PRED_FORCE].detach().cpu().numpy().astype(float)
+        out, start = [], 0
+        for (_, numbers, _), energy in zip(systems, energies, strict=True):
+            n_atoms = len(numbers)
+            out.append((float(energy), forces[start : start + n_atoms].reshape(n_atoms, 3)))
+            start += n_atoms
+        return out
+
+
+#: the batched force call of each model that task ``md_batch`` runs (the runner loads ``ctx.calc`` to match)
+BATCHED_MODELS = dict(zip(BATCHED_MODEL_NAMES, (BatchedCHGNet, BatchedSevenNet), strict=True))
+
+
+def batched_model(model: str, calc, graph: str = 'auto'):
+    """The batched force call of ``model`` (a name of :data:`BATCHED_MODELS`) around its loaded ``calc``."""
+    name = str(model).strip().lower()
+    if name not in BATCHED_MODELS:
+        raise TaskError(
+            f'md_batch: model {model!r} is not batched; batched models: {", ".join(BATCHED_MODELS)}'
+        )
+    return BATCHED_MODELS[name](calc, graph=graph)
 
 
 @dataclass
@@ -321,7 +444,8 @@ def _load_batch_restart(path: Path, replicas: list[_Replica], settings: dict) ->
 
 
 def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
-    """Run the batch described by ``settings`` in ``ctx.workdir``; ``ctx.calc`` is the loaded CHGNet model."""
+    """Run the batch described by ``settings`` in ``ctx.workdir``; ``ctx.calc`` is the loaded model of
+    ``ctx.model`` (the CHGNet model, or the SevenNet calculator)."""
     from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
@@ -345,7 +469,7 @@ def task_md_batch(settings: dict, ctx) -> tuple[str, str, dict]:
     dt2 = dt / 2
     workdir = Path(ctx.workdir)
     specs = _replica_specs(s, workdir, ctx.seed)
-    force_call = BatchedCHGNet(ctx.calc, graph=str(s['graph']).strip().lower())
+    force_call = batched_model(ctx.model, ctx.calc, graph=str(s['graph']).strip().lower())
 
     replicas = []
     for spec in specs:

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from ...exceptions import InputError
 from ..contract import Engine
+from .fileformat import BATCHED_MODEL_NAMES
 
 
 class MlipEngine(Engine):
@@ -69,10 +70,11 @@ class MlipEngine(Engine):
         if not runs:
             raise InputError('md.batch: no MD run to batch')
         model = str(settings.get('model') or 'chgnet-0.3.0').strip().lower()
-        if model != 'chgnet-0.3.0':  # the runner's md_batch batches CHGNet only: refuse before any job
-            raise InputError(
-                f'md.batch: model {model!r} is not batched (chgnet-0.3.0 only); set md.batch false'
-            )
+        if (
+            model not in BATCHED_MODEL_NAMES
+        ):  # the runner's md_batch batches these only: refuse before any job
+            batched = ', '.join(BATCHED_MODEL_NAMES)
+            raise InputError(f'md.batch: model {model!r} is not batched ({batched}); set md.batch false')
         task_settings = _md_task_settings(settings['md'])
         task_settings['replicas'] = [
             {'name': name, 'temperature_K': float(temperature), 'seed': int(seed)}

@@ -34,6 +34,8 @@ STDOUT_FILE = 'runner.out'
 TASKS = ('relax', 'static', 'elastic', 'phonon_gamma', 'vacancy', 'md')
 #: The task that runs several MD replicas in one process (:mod:`.batch`; its own files).
 MD_BATCH_TASK = 'md_batch'
+#: The models task ``md_batch`` batches (:data:`.batch.BATCHED_MODELS`, in this order).
+BATCHED_MODEL_NAMES = ('chgnet-0.3.0', 'sevennet-0')
 
 #: ``results.json`` status -> the runner's exit code.
 EXIT_CODES = {'ok': 0, 'walltime': 2, 'unconverged': 2, 'unstable': 2, 'error': 3}

@@ -92,17 +92,22 @@ def run(workdir: str | os.PathLike) -> tuple[str, dict]:
         results['task'] = task
         results['model'] = model = config.get('model') or 'chgnet-0.3.0'
         if task == MD_BATCH_TASK:  # several cells, named in the settings: no structure.extxyz
-            from aiida_superionic.engines.mlip.batch import task_md_batch
-            from aiida_superionic.engines.mlip.models import _load_chgnet, resolve_device
+            from aiida_superionic.engines.mlip.batch import BATCHED_MODELS, task_md_batch
+            from aiida_superionic.engines.mlip.models import _load_chgnet, load_calculator, resolve_device
 
-            if str(model).strip().lower() != 'chgnet-0.3.0':
+            model = results['model'] = str(model).strip().lower()
+            if model not in BATCHED_MODELS:
                 raise TaskError(
-                    f'md_batch: model {model!r} is not batched (md_batch batches chgnet-0.3.0 only); '
+                    f'md_batch: model {model!r} is not batched (md_batch batches {", ".join(BATCHED_MODELS)}); '
                     'run one task md per cell with this model'
                 )
             seed = int(config.get('seed') if config.get('seed') is not None else 0)
-            chgnet = _load_chgnet('0.3.0', resolve_device(config.get('device') or 'auto'))
-            ctx = Context(workdir=workdir, calc=chgnet, seed=seed, t_start=t_start, model=model)
+            device = resolve_device(config.get('device') or 'auto')
+            # CHGNet: the model itself (predict_graph on a list of graphs); SevenNet: its ASE calculator
+            calc = (
+                _load_chgnet('0.3.0', device) if model == 'chgnet-0.3.0' else load_calculator(model, device)
+            )
+            ctx = Context(workdir=workdir, calc=calc, seed=seed, t_start=t_start, model=model)
             _log(f'aiida-superionic-mlip: task md_batch, model {model}')
             status, message, task_results = task_md_batch(config.get('settings') or {}, ctx)
             results.update(task_results)

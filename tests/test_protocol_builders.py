@@ -267,3 +267,29 @@ def test_the_langevin_friction_reaches_md_and_md_batch_in_the_runners_unit(code)
             runner_settings = builder.mlip.parameters.get_dict()['settings']
             assert runner_settings['friction_per_fs'] == expected
             assert 'friction_per_ps' not in runner_settings
+
+
+def test_a_label_the_database_cannot_store_fails_at_launch(code):
+    """aiida-core keeps labels in a ``varchar(255)`` column: on PostgreSQL a longer one failed with a
+    database traceback when the work chain's node was stored. The port validator refuses it first, in the
+    builder and in a launch with the inputs given one by one."""
+    message = 'the label is 256 characters long; AiiDA stores labels of at most 255'
+    before = orm.QueryBuilder().append(orm.WorkChainNode).count()
+    builder = MaterialWorkChain.get_builder_from_protocol(code, lif(), 'fast', mobile='Li')
+    for port in ('label', 'group_label'):
+        with pytest.raises(ValueError, match=message):
+            builder[port] = orm.Str('x' * 256)
+        with pytest.raises(ValueError, match=message):
+            run_get_node(
+                MaterialWorkChain,
+                structure=lif(),
+                mobile=orm.Str('Li'),
+                code=code,
+                protocol=orm.Str('fast'),
+                **{port: orm.Str('x' * 256)},
+            )
+        builder[port] = orm.Str('x' * 255)  # the longest that fits passes
+    from aiida_superionic.cli.launch import check_inputs
+
+    check_inputs(builder)
+    assert orm.QueryBuilder().append(orm.WorkChainNode).count() == before

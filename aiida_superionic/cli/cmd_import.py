@@ -144,9 +144,8 @@ def cmd_import_md(
         traj.velocities,
     )
     structure = read_structure(structure_file, mobile) if structure_file else None
-    if group_label is not None and not group_label.strip():
-        raise InputError('--group must not be empty')
     check_label(label)
+    check_label(group_label, '--group')
     if daemon:
         check_daemon(profile)
 

@@ -124,8 +124,7 @@ def cmd_submit(
     for t in temperatures:
         check_temperature(t, 'temperatures')
     check_label(label)
-    if group_label is not None and (not group_label.strip() or not group_label.isprintable()):
-        raise InputError('--group must be one non-empty line of printable text')
+    check_label(group_label, '--group')
     settings = check_settings(engine, protocol, overrides_dict)
     profile = load_profile(ctx)
 

@@ -8,6 +8,7 @@ from ..engines.contract import MAX_TEMPERATURE_K, MAX_TIMESTEP_FS, check_md_sett
 from ..exceptions import InputError
 
 __all__ = [
+    'LABEL_MAX',
     'MAX_TEMPERATURE_K',
     'MAX_TIMESTEP_FS',
     'check_code',
@@ -31,15 +32,23 @@ def check_code(code, engine_name: str) -> None:
         )
 
 
-def check_label(label: str | None) -> None:
-    """A material label is free text (quotes, ``;``, ``$`` are fine: it never reaches a shell), but one
-    non-empty line."""
+#: aiida-core keeps node and group labels in a ``varchar(255)`` column (PostgreSQL refuses longer ones).
+LABEL_MAX = 255
+
+
+def check_label(label: str | None, option: str = '--label') -> None:
+    """A material (or group) label is free text (quotes, ``;``, ``$`` are fine: it never reaches a shell),
+    but one non-empty line that the database can store."""
     if label is None:
         return
     if not label.strip():
-        raise InputError('--label must not be empty')
+        raise InputError(f'{option} must not be empty')
     if any(ord(c) < 32 or ord(c) == 127 for c in label):
-        raise InputError('--label must be one line of printable text (no newlines or control characters)')
+        raise InputError(f'{option} must be one line of printable text (no newlines or control characters)')
+    if len(label) > LABEL_MAX:
+        raise InputError(
+            f'{option} is {len(label)} characters long; AiiDA stores labels of at most {LABEL_MAX}'
+        )
 
 
 def check_settings(engine_name: str, protocol: str, overrides: dict[str, Any]) -> dict[str, Any]:

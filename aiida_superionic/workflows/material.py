@@ -23,6 +23,13 @@ from .steps import (
 )
 
 
+def _validate_label(value, _ctx) -> str | None:
+    """A label the database can store: aiida-core's node and group labels are ``varchar(255)``."""
+    if value is not None and len(value.value) > 255:
+        return f'the label is {len(value.value)} characters long; AiiDA stores labels of at most 255'
+    return None
+
+
 class MaterialWorkChain(EngineInputsBuilder, WorkChain):
     """The top-level work chain behind ``aiida-superionic submit``."""
 
@@ -33,8 +40,20 @@ class MaterialWorkChain(EngineInputsBuilder, WorkChain):
         spec.input('mobile', valid_type=orm.Str, help='The mobile species.')
         spec.expose_inputs(RelaxWorkChain, exclude=('structure',))
         spec.input('temperatures', valid_type=orm.List, required=False, help='MD temperatures (K).')
-        spec.input('label', valid_type=orm.Str, required=False, help='Material label of the records.')
-        spec.input('group_label', valid_type=orm.Str, required=False, help='Add the records to this group.')
+        spec.input(
+            'label',
+            valid_type=orm.Str,
+            required=False,
+            validator=_validate_label,
+            help='Material label of the records.',
+        )
+        spec.input(
+            'group_label',
+            valid_type=orm.Str,
+            required=False,
+            validator=_validate_label,
+            help='Add the records to this group.',
+        )
         spec.inputs.validator = validate_engine_inputs  # a bad override fails at launch, not after relax
         spec.outline(cls.relax, cls.properties, cls.molecular_dynamics, cls.results)
         spec.output('relaxed_structure', valid_type=orm.StructureData)

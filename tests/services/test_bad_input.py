@@ -138,6 +138,11 @@ CASES = [
         'Error: the structure overlap.vasp has overlapping atoms (0.06 Å apart)',
     ),
     (['{long}', '-T', 600, '-t', 1.5, '--label', ' '], 'Error: --label must not be empty'),
+    # a label longer than the database's varchar(255) (PostgreSQL refused it with a traceback)
+    (
+        ['{long}', '-T', 600, '-t', 1.5, '--group', 'g' * 256],
+        'Error: --group is 256 characters long; AiiDA stores labels of at most 255',
+    ),
 ]
 
 
@@ -282,6 +287,10 @@ SUBMIT_CASES = [
     (
         ['{li3n}', '--mobile', 'Li', '--label', 'Li3N\nrm -rf /'],
         'Error: --label must be one line of printable text',
+    ),
+    (
+        ['{li3n}', '--mobile', 'Li', '--label', 'L' * 300],
+        'Error: --label is 300 characters long; AiiDA stores labels of at most 255',
     ),
     # issue 12: the Langevin friction (1/ps) of the protocol
     (

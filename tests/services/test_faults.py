@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -31,6 +32,12 @@ LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
 RUNNER = BIN / 'aiida-superionic-mlip'
 
 
+def _short_marker() -> Path:
+    """A marker file whose path is short: the label below holds it three times and must stay within the
+    database's 255 characters (pytest-xdist's ``tmp_path`` alone can be 90)."""
+    return Path(tempfile.mkdtemp(prefix='pw')) / 'PWNED'
+
+
 def _nasty_label(marker: Path) -> str:
     return f"Li3N'\"; touch {marker}; $(touch {marker}) `touch {marker}` echo '"
 
@@ -40,7 +47,7 @@ def _nasty_label(marker: Path) -> str:
 #: ``superionic.md_descriptors`` work chain, i.e. while the step may still be submitting the others.
 def _material_with_daemon_kills(user: User, aiida_root: Path, profile: str, tmp_path: Path, kills) -> None:
     probe = Probe(user, profile, tmp_path)
-    marker = tmp_path / 'PWNED'
+    marker = _short_marker()
     label = _nasty_label(marker)
     user.run(BIN / 'verdi', '-p', profile, 'daemon', 'start', '1')
     try:
@@ -255,7 +262,7 @@ def test_label_with_shell_metacharacters_never_reaches_a_slurm_script(tmp_path, 
         filepath_executable='/bin/true',
         default_calc_job_plugin='superionic.mlip',
     ).store()
-    marker = tmp_path / 'PWNED'
+    marker = _short_marker()
     label = _nasty_label(marker)
     engine = get_engine('mlip')
     cell = orm.StructureData(ase=bulk('LiF', 'rocksalt', a=4.08, cubic=True))

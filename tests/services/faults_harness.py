@@ -16,7 +16,8 @@ from tests.services.test_daemon import BIN, User
 
 #: The probe, run as ``python probe.py PROFILE wait PK CONDITION TIMEOUT`` (poll the graph until CONDITION
 #: holds: ``md_submitted``, an MD job of the work chain is with the scheduler; ``describing``, a
-#: ``superionic.md_descriptors`` work chain exists; ``jobs:N``, N CalcJobs of the tree have a job id), and
+#: ``superionic.md_descriptors`` work chain exists; ``jobs:N``, N CalcJobs of the tree have a job id;
+#: ``now``, at once, saying which running process was the newest), and
 #: SIGKILL the daemon right then when given the circus PID file as a 6th argument; or
 #: ``python probe.py PROFILE audit PK``. It prints one JSON line.
 PROBE = r'''
@@ -101,6 +102,11 @@ def wait(pk: int, condition: str, timeout: float, pidfile: str = '') -> dict:
             if chains:
                 killed = kill_daemon(pidfile) if pidfile else []
                 return {'met': True, 'descriptor_chains': [n.pk for n in chains], 'killed': killed}
+        elif condition == 'now':  # a kill at a random moment (benchmarks/kill_windows.py): where it landed
+            running = [n for n in _descendants(root) if not n.is_terminated]
+            newest = max(running, key=lambda n: n.pk, default=root)
+            killed = kill_daemon(pidfile) if pidfile else []
+            return {'met': True, 'landed': f'{newest.process_label} {newest.label}'.strip(), 'killed': killed}
         elif condition.startswith('jobs:'):  # jobs:N, N CalcJobs of the tree are with the scheduler
             jobs = [
                 n for n in _descendants(root) if isinstance(n, orm.CalcJobNode) and n.get_job_id()

@@ -26,17 +26,59 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def existing_import(sha256: str):
-    """The trajectory node already imported from a file with this SHA-256, or None."""
+def _imported_with(chain, read_parameters: dict, descriptors: dict, structure) -> bool:
+    """Whether the import work chain ``chain`` read its file with ``read_parameters`` and made its record
+    with the descriptor inputs ``descriptors`` (Dict inputs by name) and ``structure`` (pymatgen or None)."""
+    import numpy as np
+    from aiida import orm
+
+    if chain.inputs.read_parameters.get_dict() != read_parameters:
+        return False
+    given = chain.base.links.get_incoming(node_class=orm.Data).nested().get('descriptors', {})
+    if {k: v.get_dict() for k, v in given.items() if isinstance(v, orm.Dict)} != descriptors:
+        return False
+    before = given.get('structure')
+    if (before is None) != (structure is None):
+        return False
+    if structure is None:
+        return True
+    before = before.get_pymatgen_structure()
+    return (
+        [s.species_string for s in before] == [s.species_string for s in structure]
+        and np.allclose(before.lattice.matrix, structure.lattice.matrix, atol=1e-6)
+        and np.allclose(before.cart_coords, structure.cart_coords, atol=1e-6)
+    )
+
+
+def existing_import(
+    sha256: str, read_parameters: dict | None = None, descriptors: dict | None = None, structure=None
+):
+    """The trajectory node already imported from a file with this SHA-256, or None.
+
+    With ``read_parameters`` (those of ``parse_trajectory_file``) and ``descriptors`` (the Dict inputs of the
+    descriptor work chain by name, with ``structure``, a pymatgen structure or None), only an import made
+    with exactly these options counts: the same file read at another temperature or time step, or analysed
+    with other options, is another import.
+    """
     from aiida import orm
 
     from ..data import MDTrajectoryData
+    from ..workflows.md_descriptors import ImportMDWorkChain
 
     qb = orm.QueryBuilder().append(
         MDTrajectoryData, filters={'attributes.origin.sha256': sha256}, project='*'
     )
-    found = qb.first()
-    return found[0] if found else None
+    qb.order_by({MDTrajectoryData: {'id': 'asc'}})
+    for (trajectory,) in qb.iterall():
+        if read_parameters is None:
+            return trajectory
+        creator = trajectory.creator
+        chain = creator.caller if creator is not None else None
+        if chain is None or chain.process_class is not ImportMDWorkChain or not chain.is_finished_ok:
+            continue
+        if _imported_with(chain, read_parameters, descriptors or {}, structure):
+            return trajectory
+    return None
 
 
 @cmd_root.command('import-md')
@@ -102,8 +144,8 @@ def cmd_import_md(
     """Import an existing MD TRAJECTORY and compute its descriptors, with full provenance.
 
     The file is stored (with its SHA-256) as the source of a trajectory node; the descriptor
-    calcfunctions and the record follow from it. A file imported before is recognised by its hash and
-    not imported again. Everything is checked before the first node is stored, so bad input leaves
+    calcfunctions and the record follow from it. A file imported before with the same options is recognised by its hash
+    and not imported again (other options make a new import). Everything is checked before the first node is stored, so bad input leaves
     the database as it was.
     """
     from ..analysis.trajectory import validate_inputs
@@ -121,14 +163,7 @@ def cmd_import_md(
     profile = load_profile(ctx)
 
     sha = sha256_of(trajectory)
-    previous = existing_import(sha)
-    if previous is not None:
-        record = record_of(previous)
-        rec = f', record {record.pk}' if record is not None else ''
-        click.echo(
-            f'already imported: {trajectory.name} is trajectory {previous.pk}{rec} (sha256 {sha[:12]}); nothing to do'
-        )
-        return
+    known = existing_import(sha)  # the file itself; whether with these options, once they are known
 
     fmt = fmt or guess_format(trajectory)
     reading = StderrProgress(f'checking {trajectory.name}')
@@ -170,6 +205,30 @@ def cmd_import_md(
     record_metadata = {'stoichiometric': not non_stoichiometric, 'engine': 'imported'}
     if label:
         record_metadata['material'] = label
+    structure_parameters = {'stoichiometric': not non_stoichiometric}
+    if known is not None:
+        descriptors = {'parameters': analysis, 'record_metadata': record_metadata}
+        if structure is not None:
+            descriptors['structure_parameters'] = structure_parameters
+        previous = existing_import(sha, read_parameters, descriptors, structure)
+        if previous is not None:
+            record = record_of(previous)
+            rec = f', record {record.pk}' if record is not None else ''
+            if group_label:
+                group, _ = orm.Group.collection.get_or_create(group_label)
+                group.add_nodes([n for n in (previous, record) if n is not None])
+                todo = f'added to group {group_label!r}'
+            else:
+                todo = 'nothing to do'
+            click.echo(
+                f'already imported: {trajectory.name} is trajectory {previous.pk}{rec} (sha256 {sha[:12]}, '
+                f'same options); {todo}'
+            )
+            return
+        click.echo(
+            f'note: {trajectory.name} was imported before (trajectory {known.pk}) with other options; '
+            'importing it again with these'
+        )
     inputs = {
         'source': orm.SinglefileData(trajectory.resolve()),
         'read_parameters': orm.Dict(read_parameters),
@@ -178,7 +237,7 @@ def cmd_import_md(
     }
     if structure is not None:
         inputs['descriptors']['structure'] = orm.StructureData(pymatgen=structure)
-        inputs['descriptors']['structure_parameters'] = orm.Dict({'stoichiometric': not non_stoichiometric})
+        inputs['descriptors']['structure_parameters'] = orm.Dict(structure_parameters)
     if group_label:
         inputs['group_label'] = orm.Str(group_label)
 

@@ -144,8 +144,9 @@ def cmd_import_md(
     """Import an existing MD TRAJECTORY and compute its descriptors, with full provenance.
 
     The file is stored (with its SHA-256) as the source of a trajectory node; the descriptor
-    calcfunctions and the record follow from it. A file imported before with the same options is recognised by its hash
-    and not imported again (other options make a new import). Everything is checked before the first node is stored, so bad input leaves
+    calcfunctions and the record follow from it. A file imported before with the same options is
+    recognised by its hash and not imported again (other options make a new import). Everything is
+    checked before the first node is stored, so bad input leaves
     the database as it was.
     """
     from ..analysis.trajectory import validate_inputs

@@ -10,7 +10,7 @@ from aiida.engine import ToContext, WorkChain
 from ..calculations.functions import collect_dft_part
 from ..engines.builders import EngineInputsBuilder
 from .md import MDWorkChain
-from .resubmit import submit_once
+from .resubmit import run_once, submit_once
 from .steps import (
     BandGapWorkChain,
     DielectricWorkChain,
@@ -148,7 +148,9 @@ class MaterialWorkChain(EngineInputsBuilder, WorkChain):
                     return self.exit_codes.ERROR_STEP_FAILED.format(step=step, message=node.exit_message)
                 dft_inputs[step] = node.outputs[step]
                 self.out(step, node.outputs[step])
-        parts['dft'] = collect_dft_part(orm.Dict(engine.unavailable()), **dft_inputs)
+        parts['dft'] = run_once(
+            self, 'dft_part', collect_dft_part, orm.Dict(engine.unavailable()), **dft_inputs
+        )
         inputs = {
             'structure': self.outputs['relaxed_structure'],
             'mobile': self.inputs.mobile,

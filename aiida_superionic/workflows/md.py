@@ -10,7 +10,7 @@ from ..calculations.functions import arrhenius_runs, fit_arrhenius, make_md_cell
 from ..engines.builders import EngineInputsBuilder
 from ..exceptions import InputError
 from .md_descriptors import MDDescriptorsWorkChain
-from .resubmit import submit_once
+from .resubmit import run_once, submit_once
 from .steps import define_engine_inputs, engine_options, engine_settings
 
 
@@ -72,7 +72,7 @@ class MDWorkChain(EngineInputsBuilder, WorkChain):
             'mobile': self.inputs.mobile.value,
             'seed': settings.get('seed', 0),
         }
-        self.ctx.cells = make_md_cells(self.inputs.structure, orm.Dict(params))
+        self.ctx.cells = run_once(self, 'md_cells', make_md_cells, self.inputs.structure, orm.Dict(params))
         temps = self.inputs.temperatures.get_list() if 'temperatures' in self.inputs else md['temperatures']
         self.ctx.temperatures = [float(t) for t in temps]
         n = {k: len(v.sites) for k, v in self.ctx.cells.items()}
@@ -200,6 +200,9 @@ class MDWorkChain(EngineInputsBuilder, WorkChain):
             for reason in left_out.values():
                 self.report(f'Arrhenius fit for {cell_name} leaves out a run: {reason}')
             if len(used) >= 2:
-                self.out(f'arrhenius.{cell_name}', fit_arrhenius(**diffusions))
+                self.out(
+                    f'arrhenius.{cell_name}',
+                    run_once(self, f'arrhenius_{cell_name}', fit_arrhenius, **diffusions),
+                )
             else:
                 self.report(f'no Arrhenius fit for {cell_name}: needs D resolved at >= 2 temperatures')

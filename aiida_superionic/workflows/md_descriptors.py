@@ -15,7 +15,7 @@ from ..calculations.functions import (
 )
 from ..data import MDTrajectoryData
 from ..exceptions import InputError
-from .resubmit import submit_once
+from .resubmit import run_once, submit_once
 
 
 def default_record_metadata(trajectory: MDTrajectoryData, mobile: str | None) -> dict:
@@ -96,9 +96,10 @@ class MDDescriptorsWorkChain(WorkChain):
         kwargs = {'parameters': params} if params is not None else {}
         traj = self.inputs.trajectory
         try:
-            diffusion = compute_diffusion(traj, **kwargs)
-            vibrational = compute_vibrational(traj, **kwargs)
-            lindemann = compute_lindemann(traj, **kwargs)
+            # run_once: a step replayed after a daemon kill takes the calls it already finished
+            diffusion = run_once(self, 'diffusion', compute_diffusion, traj, **kwargs)
+            vibrational = run_once(self, 'vibrational', compute_vibrational, traj, **kwargs)
+            lindemann = run_once(self, 'lindemann', compute_lindemann, traj, **kwargs)
         except InputError as exc:
             return self.exit_codes.ERROR_INVALID_TRAJECTORY.format(message=str(exc))
         self.out('diffusion', diffusion['diffusion'])
@@ -123,7 +124,9 @@ class MDDescriptorsWorkChain(WorkChain):
         p = self.inputs.structure_parameters.get_dict() if 'structure_parameters' in self.inputs else {}
         p['mobile'] = self.outputs['diffusion']['mobile_species']
         try:
-            result = compute_structure_descriptors(self.inputs.structure, orm.Dict(p))
+            result = run_once(
+                self, 'structure', compute_structure_descriptors, self.inputs.structure, orm.Dict(p)
+            )
         except InputError as exc:
             return self.exit_codes.ERROR_INVALID_STRUCTURE.format(message=str(exc))
         self.out('structure_descriptors', result)
@@ -138,7 +141,7 @@ class MDDescriptorsWorkChain(WorkChain):
             parts['structure'] = self.outputs['structure_descriptors']
         if 'parts' in self.inputs:
             parts.update(self.inputs.parts)
-        self.out('record', assemble_record(orm.Dict(meta), **parts))
+        self.out('record', run_once(self, 'record', assemble_record, orm.Dict(meta), **parts))
 
 
 class ImportMDWorkChain(WorkChain):

@@ -12,6 +12,12 @@ if the step already called a child with that label, that child is reused instead
 * a child stored without a checkpoint (the daemon died between the two) can never run: it is sealed
   as excepted with the reason, marked with the extra ``superionic_orphan``, and replaced by a new child
   under ``<label>_retry<n>``.
+
+:func:`run_once` does the same for a calcfunction that a step runs in the worker itself: a replayed step
+takes the outputs of the call it already finished under that label instead of running it again (a killed
+or failed earlier call is sealed as an orphan if it was left unsealed, and the function runs again under
+``<label>_retry<n>``). ``superionic.mlip.base`` routes the submissions of aiida-core's
+``BaseRestartWorkChain`` (labels ``iteration_NN``) through :func:`submit_once` too.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 from aiida import orm
 from aiida.common.links import LinkType
+from aiida.engine import Process
 from plumpy import ProcessState
 
 ORPHAN_EXTRA = 'superionic_orphan'
@@ -44,9 +51,17 @@ def _submit(workchain, link_label: str, process: Any, inputs: dict[str, Any]) ->
     # a builder (not a process class: aiida-vasp's VaspWorkChain has a `_process_class` attribute too)
     if isinstance(process, ProcessBuilderNamespace):
         process.metadata.call_link_label = link_label
-        return workchain.submit(process, **inputs)
+        return Process.submit(workchain, process, **inputs)
     inputs['metadata'] = {**inputs.get('metadata', {}), 'call_link_label': link_label}
-    return workchain.submit(process, **inputs)
+    # Process.submit, not workchain.submit: a work chain may route its own submit through submit_once
+    return Process.submit(workchain, process, **inputs)
+
+
+def _seal_orphan(node: orm.ProcessNode, reason: str) -> None:
+    node.set_exception(reason)
+    node.set_process_state(ProcessState.EXCEPTED)
+    node.base.extras.set(ORPHAN_EXTRA, reason)
+    node.seal()
 
 
 def submit_once(workchain, link_label: str, process: Any, /, **inputs: Any) -> orm.ProcessNode:
@@ -59,13 +74,30 @@ def submit_once(workchain, link_label: str, process: Any, /, **inputs: Any) -> o
     if node.process_state in (None, ProcessState.CREATED):
         if node.checkpoint is None:
             reason = 'never started: the daemon stopped before its checkpoint was saved'
-            node.set_exception(reason)
-            node.set_process_state(ProcessState.EXCEPTED)
-            node.base.extras.set(ORPHAN_EXTRA, reason)
-            node.seal()
+            _seal_orphan(node, reason)
             workchain.report(f'{link_label}: {node.process_label}<{node.pk}> {reason}; submitting it again')
             return _submit(workchain, f'{link_label}_retry{retry + 1}', process, inputs)
         if workchain.runner.controller is not None:
             workchain.runner.controller.continue_process(node.pk, nowait=False, no_reply=True)
     workchain.report(f'{link_label}: reusing {node.process_label}<{node.pk}> submitted before a restart')
     return node
+
+
+def run_once(workchain, link_label: str, function: Any, /, *args: Any, **inputs: Any) -> Any:
+    """``function(*args, **inputs)`` (a calcfunction) under call-link ``link_label``, unless the step already
+    ran it to the end under that label: then its outputs, as the call returns them (the one ``result`` node,
+    or a dict by output label)."""
+    called = _called(workchain, link_label)
+    if called:
+        retry, node = called[-1]
+        if node.is_finished_ok:
+            outputs = {
+                link.link_label: link.node
+                for link in node.base.links.get_outgoing(link_type=LinkType.CREATE).all()
+            }
+            workchain.report(f'{link_label}: reusing {node.process_label}<{node.pk}> run before a restart')
+            return outputs['result'] if set(outputs) == {'result'} else outputs
+        if not node.is_sealed:  # the daemon died while it ran
+            _seal_orphan(node, 'stopped while running: the daemon stopped')
+        link_label = f'{link_label}_retry{retry + 1}'
+    return function(*args, **inputs, metadata={'call_link_label': link_label})

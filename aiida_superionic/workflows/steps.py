@@ -15,7 +15,7 @@ from ..calculations.functions import compute_elastic_descriptors
 from ..engines.builders import EngineInputsBuilder
 from ..engines.contract import OUTPUTS, declare_outputs, get_engine
 from ..exceptions import InputError
-from .resubmit import submit_once
+from .resubmit import run_once, submit_once
 
 
 def define_engine_inputs(spec) -> None:
@@ -167,7 +167,13 @@ class ElasticWorkChain(EngineStepWorkChain):
 
     def post_process(self):
         try:
-            descriptors = compute_elastic_descriptors(self.outputs['elastic_tensor'], self.inputs.structure)
+            descriptors = run_once(
+                self,
+                'descriptors',
+                compute_elastic_descriptors,
+                self.outputs['elastic_tensor'],
+                self.inputs.structure,
+            )
         except InputError as exc:
             return self.exit_codes.ERROR_MECHANICALLY_UNSTABLE.format(message=str(exc))
         self.out('elastic_descriptors', descriptors)

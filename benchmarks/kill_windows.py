@@ -84,7 +84,7 @@ def one_round(root: Path, kills: int, delay: tuple[float, float], rng: random.Ra
         'orphans': [f'{o["label"]} ({o["state"]})' for o in facts['orphans']],
         'unlinked': len(facts['unlinked_data']),
         'records': facts['records_in_db'],
-        'job_restarts': sum(len(c['exit_statuses']) - 1 for c in chains),
+        'job_restarts': sum(max(len(c['exit_statuses']) - 1, 0) for c in chains),
         'processes': facts['n_processes'],
         'daemon_restarts': extra_restarts,
         'wall_s': time.monotonic() - started,

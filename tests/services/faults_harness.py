@@ -104,9 +104,12 @@ def wait(pk: int, condition: str, timeout: float, pidfile: str = '') -> dict:
                 return {'met': True, 'descriptor_chains': [n.pk for n in chains], 'killed': killed}
         elif condition == 'now':  # a kill at a random moment (benchmarks/kill_windows.py): where it landed
             running = [n for n in _descendants(root) if not n.is_terminated]
+            chains = [n for n in running if isinstance(n, orm.WorkflowNode)]
             newest = max(running, key=lambda n: n.pk, default=root)
+            step = max(chains, key=lambda n: n.pk, default=root)
+            where = newest.process_label if newest is step else f'{step.process_label} > {newest.process_label}'
             killed = kill_daemon(pidfile) if pidfile else []
-            return {'met': True, 'landed': f'{newest.process_label} {newest.label}'.strip(), 'killed': killed}
+            return {'met': True, 'landed': where, 'killed': killed}
         elif condition.startswith('jobs:'):  # jobs:N, N CalcJobs of the tree are with the scheduler
             jobs = [
                 n for n in _descendants(root) if isinstance(n, orm.CalcJobNode) and n.get_job_id()

@@ -115,11 +115,10 @@ def pytest_collection_modifyitems(config, items):
         )
 
 
-@pytest.fixture(scope='session')
-def _li3n_fast_run():
-    """The whole material chain once per test session: Li3N, the MLIP engine (real CHGNet 0.3.0 on CPU),
-    the ``fast`` protocol unchanged, launched from ``get_builder_from_protocol``. The UUIDs only: the
-    nodes are loaded afresh in every module (``li3n_fast``)."""
+def _run_li3n_fast() -> tuple[str, str]:
+    """Li3N through the whole material chain: the MLIP engine (real CHGNet 0.3.0 on CPU), the ``fast``
+    protocol unchanged, launched from ``get_builder_from_protocol``. The UUIDs of the work chain and of
+    its input structure."""
     from aiida import orm
     from aiida.engine import run_get_node
     from pymatgen.core import Structure
@@ -132,6 +131,41 @@ def _li3n_fast_run():
     )
     _, node = run_get_node(builder)
     return node.uuid, structure.uuid
+
+
+@pytest.fixture(scope='session')
+def _li3n_fast_run(tmp_path_factory, worker_id):
+    """The whole material chain (``_run_li3n_fast``) once per test run, not once per pytest-xdist worker:
+    the first worker that needs it runs it under a file lock in the run's shared temporary folder and
+    exports it there as an AiiDA archive; a worker that comes later (each has a profile of its own)
+    imports that archive, so it sees the same nodes with the same UUIDs. A run that failed to export
+    leaves no archive, and the next worker runs the chain itself. The UUIDs only: the nodes are loaded
+    afresh in every module (``li3n_fast``)."""
+    import json
+
+    from filelock import FileLock
+
+    if worker_id == 'master':  # no xdist: nothing to share
+        return _run_li3n_fast()
+    shared = tmp_path_factory.getbasetemp().parent
+    archive, index = shared / 'li3n_fast.aiida', shared / 'li3n_fast.json'
+    with FileLock(str(shared / 'li3n_fast.lock')):
+        if not index.is_file():
+            from aiida import orm
+            from aiida.tools.archive import create_archive
+
+            uuids = _run_li3n_fast()
+            create_archive([orm.load_node(uuid) for uuid in uuids], filename=archive)
+            index.write_text(json.dumps(uuids))
+            return uuids
+    from aiida.tools.archive import import_archive
+
+    # this worker's own runner code first: the archive's computer (another worker's, not configured
+    # here) is then imported under a new label instead of taking the one later tests load by name
+    load_mlip_code()
+    import_archive(archive)
+    node_uuid, structure_uuid = json.loads(index.read_text())
+    return node_uuid, structure_uuid
 
 
 @pytest.fixture(scope='module')

@@ -114,6 +114,8 @@ def main(argv=None) -> int:
             f'  ok={r["ok"]} records={r["records"]} duplicates={len(r["duplicates"])} orphans={len(r["orphans"])} '
             f'unlinked={r["unlinked"]} job restarts={r["job_restarts"]} ({r["wall_s"]:.0f} s)'
         )
+        for orphan in r['orphans']:
+            say(f'  orphan (sealed, replaced): {orphan}')
     lines = [
         f'Random daemon kills: {args.rounds} rounds x up to {args.kills} kills, delays U{tuple(args.delay)} s, '
         f'seed {args.seed}; {platform.machine()}, {os.cpu_count()} cores, load average at the end '

@@ -304,7 +304,14 @@ def test_whole_material_daemon_sigkilled_mid_run(uninterrupted, tmp_path):
     the same processes (none called twice with the same inputs by the same caller), every process finished
     and sealed, each job submitted once."""
     from tests.conftest import ROOT
-    from tests.services.faults_harness import Probe, audit_when_done, probe_function, reap, start_daemon
+    from tests.services.faults_harness import (
+        Probe,
+        audit_when_done,
+        check_orphans,
+        probe_function,
+        reap,
+        start_daemon,
+    )
     from tests.services.test_daemon import BIN, User
 
     aiida_root = tmp_path / 'aiida'
@@ -345,10 +352,7 @@ def test_whole_material_daemon_sigkilled_mid_run(uninterrupted, tmp_path):
     assert [n.process_label for n in refused] == ['compute_diffusion'] * 2
     assert len(facts['not_finished']) == len(refused)
     assert all(n < pk for n in facts['unlinked_data'])  # only the unused POTCARs uploaded before submitting
-    assert len(facts['orphans']) <= 1, facts['orphans']
-    for orphan in facts['orphans']:
-        assert orphan['state'] == 'excepted' and orphan['sealed'] and not orphan['checkpoint'], orphan
-        assert orphan['outputs'] == 0 and orphan['called'] == 0, orphan
+    check_orphans(facts['orphans'], kills=1)
     workdirs = facts['remote_workdirs']
     assert len(workdirs) == len(set(workdirs)) == len(vasp_calcs_of(uninterrupted))  # each job once
     print(f'killed after jobs {seen["jobs"]}: {facts["n_processes"]} processes, {facts["nodes"]} nodes')

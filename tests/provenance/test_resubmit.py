@@ -49,6 +49,7 @@ class ReplayedStep(WorkChain):
         if self.inputs.orphan_first.value:  # a call the daemon died in: stored, linked, never sealed
             stale = orm.CalcFunctionNode()
             stale.set_process_state(ProcessState.RUNNING)
+            stale.set_process_label('add_one')
             stale.base.links.add_incoming(self.node, LinkType.CALL_CALC, 'one')
             stale.store()
         first = run_once(self, 'one', add_one, self.inputs.x)
@@ -82,6 +83,34 @@ def test_a_call_the_daemon_died_in_is_sealed_and_run_again():
     assert 'daemon stopped' in stale.base.extras.get(ORPHAN_EXTRA)
     assert calls['one_retry1'].is_finished_ok
     assert calls['one_retry1'].outputs.result.value == 8
+
+
+def test_the_fault_audit_names_an_orphans_caller_and_replacement():
+    """The daemon-kill tests' audit (tests/services/faults_harness.py, run in the probe) on a sealed orphan:
+    its caller, call label and the ``_retry1`` call that replaced it; ``check_orphans`` accepts it and
+    refuses two orphans under one caller for one kill, an orphan left unreplaced, or one that made outputs."""
+    import pytest
+
+    from tests.services.faults_harness import check_orphans, probe_function
+
+    _, node = run_get_node(ReplayedStep, x=orm.Int(9), orphan_first=orm.Bool(True))
+    stale = _calls(node)['one']
+    orphan = probe_function('_orphan')(stale)
+    assert orphan['caller'] == node.pk and orphan['call_label'] == 'one'
+    assert orphan['replaced_by'] == 'one_retry1' and orphan['replacement_ok']
+    assert orphan['label'] == orphan['replacement_label'] == 'add_one'
+    assert orphan['state'] == 'excepted' and orphan['sealed'] and orphan['outputs'] == 0
+    check_orphans([orphan], kills=1)
+    with pytest.raises(AssertionError, match='more orphans than kills'):
+        check_orphans([orphan, {**orphan, 'pk': -1}], kills=1)
+    check_orphans([orphan, {**orphan, 'pk': -1}], kills=2)
+    for broken in (
+        {'replacement_ok': False},
+        {'replaced_by': None, 'replacement_label': None},
+        {'outputs': 1},
+    ):
+        with pytest.raises(AssertionError):
+            check_orphans([{**orphan, **broken}], kills=1)
 
 
 def test_mlip_base_routes_its_iterations_through_submit_once(monkeypatch):

@@ -158,6 +158,39 @@ def tree_outputs(root, skip=()) -> list:
     return sorted(outputs)
 
 
+def _call_label(node) -> str:
+    return node.base.links.get_incoming(link_type=(LinkType.CALL_WORK, LinkType.CALL_CALC)).one().link_label
+
+
+def _orphan(node) -> dict:
+    """What the audit says of a child sealed as an orphan (``resubmit._seal_orphan``): its state, what it
+    left behind, who called it under which label, and the call that replaced it (``<label>_retry<n>``)."""
+    label = _call_label(node)
+    base, _, retry = label.rpartition('_retry')
+    base, retry = (base, int(retry)) if base and retry.isdigit() else (label, 0)
+    replacements = []
+    for sibling in node.caller.called:
+        other = _call_label(sibling)
+        if other.startswith(f'{base}_retry') and other.removeprefix(f'{base}_retry').isdigit():
+            if int(other.removeprefix(f'{base}_retry')) > retry:
+                replacements.append(sibling)
+    replacement = max(replacements, key=lambda n: n.pk) if replacements else None
+    return {
+        'pk': node.pk,
+        'label': node.process_label,
+        'state': node.process_state.value,
+        'sealed': node.is_sealed,
+        'checkpoint': node.checkpoint is not None,
+        'outputs': len(node.base.links.get_outgoing(link_type=(LinkType.CREATE, LinkType.RETURN)).all()),
+        'called': len(node.called),
+        'caller': node.caller.pk,
+        'call_label': label,
+        'replaced_by': None if replacement is None else _call_label(replacement),
+        'replacement_ok': replacement is not None and replacement.is_finished_ok,
+        'replacement_label': None if replacement is None else replacement.process_label,
+    }
+
+
 def audit(pk: int) -> dict:
     root = orm.load_node(pk)
     every = [n for (n,) in orm.QueryBuilder().append(orm.ProcessNode).all()]
@@ -178,18 +211,7 @@ def audit(pk: int) -> dict:
             n.pk for n in processes if n.process_state is None or n.process_state.value != FINISHED
         ],
         'nodes': orm.QueryBuilder().append(orm.Node).count(),
-        'orphans': [
-            {
-                'pk': n.pk,
-                'label': n.process_label,
-                'state': n.process_state.value,
-                'sealed': n.is_sealed,
-                'checkpoint': n.checkpoint is not None,
-                'outputs': len(n.base.links.get_outgoing(link_type=(LinkType.CREATE, LinkType.RETURN)).all()),
-                'called': len(n.called),
-            }
-            for n in orphans
-        ],
+        'orphans': [_orphan(n) for n in orphans],
     }
     # duplicates: two calls by the same caller of the same process with identical inputs
     duplicates = []
@@ -258,6 +280,23 @@ if __name__ == '__main__':
     else:
         print(json.dumps(audit(int(sys.argv[3]))))
 '''
+
+
+def check_orphans(orphans: list, kills: int) -> None:
+    """The children a replayed step sealed as orphans (``resubmit._seal_orphan``): each never ran or was
+    stopped mid-run by a kill (excepted, sealed, no checkpoint, nothing made, nothing called) and was replaced
+    by the same process under ``<label>_retry<n>`` that finished ok; a caller has at most one per kill (a
+    work chain runs one child at a time in a step). Several work chains can each leave one behind at the
+    same kill: the daemon worker runs their steps' calcfunctions interleaved on one event loop."""
+    per_caller = {}
+    for orphan in orphans:
+        assert orphan['state'] == 'excepted' and orphan['sealed'] and not orphan['checkpoint'], orphan
+        assert orphan['outputs'] == 0 and orphan['called'] == 0, orphan
+        assert orphan['replacement_ok'] and orphan['replacement_label'] == orphan['label'], orphan
+        per_caller[orphan['caller']] = per_caller.get(orphan['caller'], 0) + 1
+    assert all(n <= kills for n in per_caller.values()), (
+        f'more orphans than kills under one caller: {orphans}'
+    )
 
 
 class Probe:

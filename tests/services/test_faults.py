@@ -10,6 +10,7 @@ expected record exactly once, no stored data node that nothing made or used.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ import psutil
 import pytest
 
 from tests.conftest import LIF_MD, lif_md_builder, local_computer, mlip_runner_code
-from tests.services.faults_harness import Probe, audit_when_done, reap, start_daemon
+from tests.services.faults_harness import Probe, audit_when_done, check_orphans, reap, start_daemon
 from tests.services.test_daemon import BIN, User, _port_open
 
 LI3N = Path(__file__).parents[1] / 'data' / 'structures' / 'Li3N.cif'
@@ -66,6 +67,7 @@ def _material_with_daemon_kills(user: User, aiida_root: Path, profile: str, tmp_
             time.sleep(3)  # the scheduler jobs keep running with nobody watching
             restarts += start_daemon(user, aiida_root, profile)
         facts = audit_when_done(probe, pk)
+        (tmp_path / 'audit.json').write_text(json.dumps(facts, indent=1, default=str))  # for a post-mortem
     finally:
         user.run(BIN / 'verdi', '-p', profile, 'daemon', 'stop', check=False, timeout=120)
         reap(aiida_root / '.aiida' / 'daemon' / f'circus-{profile}.pid')
@@ -84,22 +86,19 @@ def _material_with_daemon_kills(user: User, aiida_root: Path, profile: str, tmp_
     assert facts['duplicates'] == []
     assert facts['not_in_tree'] == [] and facts['unsealed'] == [] and facts['not_finished'] == []
     assert facts['unlinked_data'] == []
-    # at most the one child being stored at each kill never ran: sealed, excepted, with nothing behind it
-    assert len(facts['orphans']) <= len(kills), facts['orphans']
-    for orphan in facts['orphans']:
-        assert orphan['state'] == 'excepted' and orphan['sealed'] and not orphan['checkpoint'], orphan
-        assert orphan['outputs'] == 0 and orphan['called'] == 0, orphan
+    # a child a kill stopped before or while it ran: sealed, excepted, nothing behind it, run again
+    check_orphans(facts['orphans'], len(kills))
     counts = facts['process_counts']
     for name in (
         'MaterialWorkChain', 'RelaxWorkChain', 'ElasticWorkChain', 'PhononGammaWorkChain', 'VacancyWorkChain',
         'MDWorkChain', 'make_md_cells', 'collect_dft_part', 'compute_elastic_descriptors',
     ):  # fmt: skip
-        assert counts[name] == 1, (name, counts)
+        assert counts[name] == 1, f'{name}: {counts}'
     for name in (
         'MDDescriptorsWorkChain', 'compute_diffusion', 'compute_vibrational', 'compute_lindemann',
         'compute_structure_descriptors', 'assemble_record',
     ):  # fmt: skip
-        assert counts[name] == 4, (name, counts)
+        assert counts[name] == 4, f'{name}: {counts}; orphans {facts["orphans"]}'
     chains = facts['mlip_chains']
     assert counts['MlipBaseWorkChain'] == len(chains) == 8  # relax, elastic, phonon, vacancy, 4 MD runs
     job_restarts = 0

@@ -165,15 +165,15 @@ def _call_label(node) -> str:
 def _orphan(node) -> dict:
     """What the audit says of a child sealed as an orphan (``resubmit._seal_orphan``): its state, what it
     left behind, who called it under which label, and the call that replaced it (``<label>_retry<n>``)."""
+    def split(call_label):  # 'one_retry2' -> ('one', 2), 'one' -> ('one', 0)
+        base, _, retry = call_label.rpartition('_retry')
+        return (base, int(retry)) if base and retry.isdigit() else (call_label, 0)
+
     label = _call_label(node)
-    base, _, retry = label.rpartition('_retry')
-    base, retry = (base, int(retry)) if base and retry.isdigit() else (label, 0)
-    replacements = []
-    for sibling in node.caller.called:
-        other = _call_label(sibling)
-        if other.startswith(f'{base}_retry') and other.removeprefix(f'{base}_retry').isdigit():
-            if int(other.removeprefix(f'{base}_retry')) > retry:
-                replacements.append(sibling)
+    base, retry = split(label)
+    replacements = [
+        n for n in node.caller.called if split(_call_label(n))[0] == base and split(_call_label(n))[1] > retry
+    ]
     replacement = max(replacements, key=lambda n: n.pk) if replacements else None
     return {
         'pk': node.pk,

@@ -72,19 +72,11 @@ def format_table(result: dict[str, Any], source: str) -> str:
     '-T', '--temperature', type=float, help='Temperature of the run, K (default: TEBEG of a vasprun.xml).'
 )
 @click.option('-t', '--timestep', type=float, help='MD time step, fs (default: POTIM of a vasprun.xml).')
-@click.option(
-    '--step-skip',
-    type=int,
-    default=1,
-    show_default=True,
-    help='MD steps between frames in the file (VASP NBLOCK).',
-)
+@options.STEP_SKIP
 @click.option(
     '--stride', type=int, default=1, show_default=True, help='Use every STRIDE-th frame of the file.'
 )
-@click.option(
-    '-m', '--mobile', help='Mobile species (default: first of Li, Na, Ag, Cu, Cl, I, Br, F, O present).'
-)
+@options.MOBILE
 @options.FORMAT
 @options.FIT_WINDOW
 @options.VDOS_WEIGHTING

@@ -85,19 +85,11 @@ def existing_import(
 @click.argument('trajectory', type=click.Path(dir_okay=False, path_type=Path))
 @click.option('-T', '--temperature', type=float, required=True, help='Temperature of the run, K.')
 @click.option('-t', '--timestep', type=float, required=True, help='MD time step, fs.')
-@click.option(
-    '--step-skip',
-    type=int,
-    default=1,
-    show_default=True,
-    help='MD steps between frames in the file (VASP NBLOCK).',
-)
+@options.STEP_SKIP
 @click.option(
     '--stride', type=int, default=1, show_default=True, help='Keep every STRIDE-th frame of the file.'
 )
-@click.option(
-    '-m', '--mobile', help='Mobile species (default: first of Li, Na, Ag, Cu, Cl, I, Br, F, O present).'
-)
+@options.MOBILE
 @options.FORMAT
 @click.option(
     '-s',

@@ -32,6 +32,16 @@ VDOS_WEIGHTING = click.option(
     show_default=True,
     help="Atom weights in the VDOS: 'none' is the paper's eq 5, 'mass' gives every atom 3 modes.",
 )
+STEP_SKIP = click.option(
+    '--step-skip',
+    type=int,
+    default=1,
+    show_default=True,
+    help='MD steps between frames in the file (VASP NBLOCK).',
+)
+MOBILE = click.option(
+    '-m', '--mobile', help='Mobile species (default: first of Li, Na, Ag, Cu, Cl, I, Br, F, O present).'
+)
 ALLOW_TRUNCATED = click.option(
     '--allow-truncated', is_flag=True, help='Drop an incomplete last frame instead of failing.'
 )

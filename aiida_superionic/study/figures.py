@@ -341,19 +341,7 @@ def beside_paper_of(node):
 
 
 def _beside_html(beside) -> str:
-    cols = [
-        'quantity',
-        'key',
-        'subset',
-        'paper',
-        'ours',
-        'interval',
-        'n_materials',
-        'inside',
-        'same_sign',
-        'note',
-        'where',
-    ]
+    cols = [*paper.RST_COLUMNS, 'where']  # the rst table's columns and where each value is from
     head = ''.join(f'<th>{html.escape(c)}</th>' for c in cols)
     rows = ''.join(
         '<tr>' + ''.join(f'<td>{html.escape(str(row[c]))}</td>' for c in cols) + '</tr>'

@@ -137,8 +137,8 @@ PAPER_VALUES: tuple[PaperValue, ...] = (
     PaperValue('k', 'all', 'k', 6, 'a subminimal number of 6 clusters', 153, _KMEANS),
 )
 
-#: The columns of :func:`beside_paper`'s table.
-COLUMNS = (
+#: The columns of the reStructuredText table.
+RST_COLUMNS = (
     'quantity',
     'key',
     'subset',
@@ -149,12 +149,9 @@ COLUMNS = (
     'inside',
     'same_sign',
     'note',
-    'where',
-    'paper_value',
-    'ours_value',
-    'low',
-    'high',
 )
+#: The columns of :func:`beside_paper`'s table: the rst table's, where each value is from, and the numbers.
+COLUMNS = (*RST_COLUMNS, 'where', 'paper_value', 'ours_value', 'low', 'high')
 
 NA = 'n/a'
 
@@ -382,19 +379,6 @@ def beside_paper(
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-#: The columns of the reStructuredText table.
-RST_COLUMNS = (
-    'quantity',
-    'key',
-    'subset',
-    'paper',
-    'ours',
-    'interval',
-    'n_materials',
-    'inside',
-    'same_sign',
-    'note',
-)
 _RST_HEADER = (
     'quantity',
     'key',

@@ -233,3 +233,18 @@ def diffusion_status(md: dict[str, Any] | None) -> dict[str, Any]:
         err = diffusion.get('D_stderr_cm2_s')
         resolved, upper = resolve_D(diffusion['D_cm2_s'], float('nan') if err is None else err)
     return {'D_resolved': bool(resolved), 'D_upper_bound_cm2_s': None if resolved else upper}
+
+
+#: The columns of a descriptor table (the study's, and its stored CSV) read back as text; every other is a
+#: float, except ``stoichiometric`` and ``pk``.
+TEXT_COLUMNS = ('material', 'formula', 'family', 'engine', 'uuid', 'Stc', 'Sym')
+
+
+def normalise_text(table):
+    """The text columns of a descriptor table (a pandas DataFrame, changed in place and returned) as Python
+    objects with None for missing: the same under pandas 2 and 3."""
+    for c in TEXT_COLUMNS:
+        if c in table.columns:
+            col = table[c].astype(object)
+            table[c] = col.where(col.notna(), None)
+    return table

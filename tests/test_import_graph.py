@@ -189,3 +189,43 @@ def test_no_command_module_imports_another():
     graph = import_graph()
     assert 'aiida_superionic.cli.records' in graph['aiida_superionic.cli.cmd_import']
     assert commands_importing_commands(graph) == {}
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The import graph of the top-level parts (``aiida_superionic.study``, ``aiida_superionic.data``, ...):
+    a part imports another when one of its modules imports one of the other's."""
+
+    def part(module: str) -> str:
+        return '.'.join(module.split('.')[:2])
+
+    parts: dict[str, set[str]] = {}
+    for name, imported in graph.items():
+        parts.setdefault(part(name), set()).update(part(m) for m in imported if part(m) != part(name))
+    return parts
+
+
+def test_the_parts_are_layered():
+    """The top-level parts import one way (the layers of the docs' picture: analysis and io at the bottom,
+    the CLI at the top): no two parts import each other through any of their modules, e.g. the AiiDA
+    data types take the table's text columns from the descriptor registry, not from the study that uses
+    them, and the engines' restart work chains and the material workflows both take ``submit_once``
+    from the leaf module ``aiida_superionic.resubmit``."""
+    planted = {'p.a.x': {'p.b.y'}, 'p.b.y': set(), 'p.b.z': {'p.a.w'}, 'p.a.w': set()}
+    assert cycles(package_graph(planted)) == [['p.a', 'p.b']]  # no file circle, but a circle of parts
+    parts = package_graph(import_graph())
+    assert cycles(parts) == []
+    for leaf in ('analysis', 'io', 'protocols', 'resubmit'):  # the bottom: nothing of ours but the exceptions
+        assert parts[f'{NAME}.{leaf}'] <= {f'{NAME}.exceptions'}, (leaf, parts[f'{NAME}.{leaf}'])
+    # the order of the docs' list of parts (docs/index.rst): each imports only parts before it
+    order = [NAME, *(f'{NAME}.{p}' for p in LAYERS)]
+    assert sorted(parts) == sorted(order)
+    for part, imported in parts.items():
+        later = [m for m in imported if order.index(m) > order.index(part)]
+        assert later == [], (part, later)
+
+
+#: The parts from the bottom up: the leaves, then the layers of docs/index.rst in its order.
+LAYERS = (
+    'exceptions', 'protocols', 'resubmit', 'analysis', 'io', 'descriptors', 'data', 'calculations',
+    'engines', 'workflows', 'study', 'reference', 'cli',
+)  # fmt: skip

@@ -7,7 +7,7 @@ import io
 import pandas as pd
 from aiida.orm import SinglefileData
 
-from ..study.table import TEXT_COLUMNS, normalise_text
+from ..descriptors import TEXT_COLUMNS, normalise_text
 
 
 class DescriptorTableData(SinglefileData):

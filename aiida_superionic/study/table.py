@@ -12,22 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..descriptors import DESCRIPTORS, UNITS, stored_value
+from ..descriptors import DESCRIPTORS, UNITS, normalise_text, stored_value
 
 SCHEMA = 'superionic.record.v1'
-
-#: Columns read back as text (everything else is a float, except ``stoichiometric`` and ``pk``).
-TEXT_COLUMNS = ('material', 'formula', 'family', 'engine', 'uuid', 'Stc', 'Sym')
-
-
-def normalise_text(table: pd.DataFrame) -> pd.DataFrame:
-    """Text columns as Python objects with None for missing (the same under pandas 2 and 3)."""
-    for c in TEXT_COLUMNS:
-        if c in table.columns:
-            col = table[c].astype(object)
-            table[c] = col.where(col.notna(), None)
-    return table
-
 
 #: The columns before the descriptors.
 META_COLUMNS = ('material', 'formula', 'family', 'temperature_K', 'stoichiometric', 'engine', 'uuid', 'pk')

@@ -10,7 +10,7 @@ from aiida.engine import ToContext, WorkChain
 from ..calculations.functions import collect_dft_part
 from ..engines.builders import EngineInputsBuilder
 from .md import MDWorkChain
-from .resubmit import run_once, submit_once
+from ..resubmit import run_once, submit_once
 from .steps import (
     BandGapWorkChain,
     DielectricWorkChain,

@@ -10,7 +10,7 @@ from ..calculations.functions import arrhenius_runs, fit_arrhenius, make_md_cell
 from ..engines.builders import EngineInputsBuilder
 from ..exceptions import InputError
 from .md_descriptors import MDDescriptorsWorkChain
-from .resubmit import run_once, submit_once
+from ..resubmit import run_once, submit_once
 from .steps import define_engine_inputs, engine_options, engine_settings
 
 

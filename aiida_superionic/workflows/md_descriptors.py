@@ -15,7 +15,7 @@ from ..calculations.functions import (
 )
 from ..data import MDTrajectoryData
 from ..exceptions import InputError
-from .resubmit import run_once, submit_once
+from ..resubmit import run_once, submit_once
 
 
 def default_record_metadata(trajectory: MDTrajectoryData, mobile: str | None) -> dict:

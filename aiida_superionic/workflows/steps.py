@@ -15,7 +15,7 @@ from ..calculations.functions import compute_elastic_descriptors
 from ..engines.builders import EngineInputsBuilder
 from ..engines.contract import OUTPUTS, declare_outputs, get_engine
 from ..exceptions import InputError
-from .resubmit import run_once, submit_once
+from ..resubmit import run_once, submit_once
 
 
 def define_engine_inputs(spec) -> None:

@@ -14,7 +14,7 @@ from aiida.common.links import LinkType
 from aiida.engine import WorkChain, calcfunction, run_get_node
 from plumpy import ProcessState
 
-from aiida_superionic.workflows.resubmit import ORPHAN_EXTRA, run_once
+from aiida_superionic.resubmit import ORPHAN_EXTRA, run_once
 
 
 @calcfunction

@@ -24,7 +24,7 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ...calculations.functions import stitch_segments
-from ...workflows.resubmit import submit_once
+from ...resubmit import submit_once
 from ..builders import EngineStepBuilder
 from ..contract import declare_outputs
 from .calculation import MlipCalculation
@@ -99,7 +99,7 @@ class MlipBaseWorkChain(EngineStepBuilder, BaseRestartWorkChain):
 
     def submit(self, process, inputs=None, **kwargs):
         """aiida-core's ``run_process`` submits each job under call-link ``iteration_NN``; through
-        :func:`~aiida_superionic.workflows.resubmit.submit_once`, so that the step replayed after a daemon
+        :func:`~aiida_superionic.resubmit.submit_once`, so that the step replayed after a daemon
         kill between the submission and the checkpoint reuses the job instead of submitting a second one."""
         inputs = {**(inputs or {}), **kwargs}
         label = inputs.get('metadata', {}).get('call_link_label')

@@ -20,7 +20,7 @@ from aiida.engine import ToContext, WorkChain, if_, while_
 
 from ...calculations.functions import stitch_segments
 from ...exceptions import InputError
-from ...workflows.resubmit import submit_once
+from ...resubmit import submit_once
 from ..builders import EngineStepBuilder
 from ..contract import declare_outputs
 from ..symmetry import SYMPREC_A

@@ -9,8 +9,8 @@ from aiida.engine import ToContext, WorkChain
 
 from ..calculations.functions import collect_dft_part
 from ..engines.builders import EngineInputsBuilder
-from .md import MDWorkChain
 from ..resubmit import run_once, submit_once
+from .md import MDWorkChain
 from .steps import (
     BandGapWorkChain,
     DielectricWorkChain,

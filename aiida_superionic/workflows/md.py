@@ -9,8 +9,8 @@ from aiida.engine import ToContext, WorkChain
 from ..calculations.functions import arrhenius_runs, fit_arrhenius, make_md_cells
 from ..engines.builders import EngineInputsBuilder
 from ..exceptions import InputError
-from .md_descriptors import MDDescriptorsWorkChain
 from ..resubmit import run_once, submit_once
+from .md_descriptors import MDDescriptorsWorkChain
 from .steps import define_engine_inputs, engine_options, engine_settings
 
 
